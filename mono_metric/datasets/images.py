@@ -1,0 +1,114 @@
+"""A folder of images with intrinsics, and a video file read with OpenCV."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mono_metric.camera import Camera
+from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
+from mono_metric.errors import InputError
+from mono_metric.types import Frame
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+
+def resolve_camera(width: int, height: int, camera: Camera | None, intrinsics: str | Path | None,
+                   fov_deg: float | None, source: Path) -> Camera:
+    """One camera from exactly one of: a Camera, an intrinsics YAML path, a horizontal FOV."""
+    given = [x is not None for x in (camera, intrinsics, fov_deg)]
+    if sum(given) != 1:
+        raise InputError(f"{source}: give exactly one of camera=, intrinsics= (YAML file) or fov_deg= "
+                         "(horizontal field of view) for an image folder or video")
+    if fov_deg is not None:
+        return Camera.from_fov(fov_deg, width, height)
+    cam = Camera.from_yaml(intrinsics) if intrinsics is not None else camera
+    if (cam.width, cam.height) != (width, height):
+        raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
+                         f"{cam.width}x{cam.height}; give intrinsics of this resolution")
+    return cam
+
+
+class ImageFolder(Sequence):
+    """Sorted images of one folder; timestamps are ``index / fps``.
+
+    Args:
+        path: folder of images (png/jpg/...).
+        camera, intrinsics, fov_deg: exactly one source of intrinsics; ``intrinsics`` defaults to
+            ``intrinsics.yaml``/``camera.yaml`` inside the folder when present.
+        fps: frame rate used for timestamps.
+        stride, start, max_frames: frame selection.
+    """
+
+    def __init__(self, path: str | Path, camera: Camera | None = None, intrinsics: str | Path | None = None,
+                 fov_deg: float | None = None, fps: float = 10.0, stride: int = 1, start: int = 0,
+                 max_frames: int | None = None):
+        root = Path(path)
+        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
+        if not files:
+            raise InputError(f"{root} is not a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
+        if camera is None and intrinsics is None and fov_deg is None:
+            intrinsics = next((root / n for n in ("intrinsics.yaml", "camera.yaml") if (root / n).is_file()), None)
+        width, height = image_size(files[0])
+        self.camera = resolve_camera(width, height, camera, intrinsics, fov_deg, root)
+        idx = select(len(files), stride, start, max_frames)
+        self.files = [files[i] for i in idx]
+        self.timestamps = idx / float(fps)
+        self.name = root.name
+
+    def _load(self, index: int) -> Frame:
+        return Frame(index, float(self.timestamps[index]), read_rgb(self.files[index]), self.camera)
+
+
+class VideoFile(Sequence):
+    """Frames of a video file decoded with OpenCV, read in order on demand.
+
+    Args:
+        path: video file.
+        camera, intrinsics, fov_deg: exactly one source of intrinsics.
+        stride, start, max_frames: frame selection.
+    """
+
+    def __init__(self, path: str | Path, camera: Camera | None = None, intrinsics: str | Path | None = None,
+                 fov_deg: float | None = None, stride: int = 1, start: int = 0, max_frames: int | None = None):
+        self.path = Path(path)
+        cap = self._open()
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        ok, first = cap.read()
+        cap.release()
+        if not ok:
+            raise InputError(f"video {self.path} has no readable frame")
+        self.camera = resolve_camera(first.shape[1], first.shape[0], camera, intrinsics, fov_deg, self.path)
+        self.source_indices = select(max(n, 1), stride, start, max_frames)
+        self.timestamps = self.source_indices / fps
+        self.name = self.path.stem
+        self._cap: cv2.VideoCapture | None = None
+        self._next = 0
+
+    def _open(self) -> cv2.VideoCapture:
+        if not self.path.is_file():
+            raise InputError(f"video {self.path} does not exist")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise InputError(f"video {self.path} cannot be opened by OpenCV; re-encode it as H.264 mp4")
+        return cap
+
+    def _load(self, index: int) -> Frame:
+        target = int(self.source_indices[index])
+        if self._cap is None or target < self._next:
+            self._cap = self._open()
+            self._next = 0
+            if target > 0:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                self._next = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES))
+        while self._next < target:  # sequential decode is exact; seeking is not for every codec
+            self._cap.grab()
+            self._next += 1
+        ok, bgr = self._cap.read()
+        self._next += 1
+        if not ok:
+            raise InputError(f"video {self.path}: frame {target} cannot be decoded")
+        return Frame(index, float(self.timestamps[index]), np.ascontiguousarray(bgr[:, :, ::-1]), self.camera)

@@ -1,0 +1,199 @@
+"""Trajectory metrics: ATE after SE(3) alignment (no scale), Sim(3) scale, RPE, KITTI segment errors.
+
+All functions take :class:`~mono_metric.types.Trajectory` or (N, 4, 4) ``T_world_cam`` arrays of equal
+length (associated frame by frame) and never modify their inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mono_metric.geometry import inv_se3, make_se3, rotation_angle_rad
+from mono_metric.types import Trajectory
+
+KITTI_LENGTHS_M = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
+
+
+def _poses(x) -> np.ndarray:
+    return x.T_world_cam if isinstance(x, Trajectory) else np.asarray(x, dtype=np.float64)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Least-squares similarity ``dst ~ s * R @ src + t`` (Umeyama 1991).
+
+    Args:
+        src, dst: (N, 3) corresponding points, N >= 3 for a unique rotation.
+        with_scale: estimate s; otherwise s = 1 (rigid SE(3) alignment).
+
+    Returns:
+        R (3, 3), t (3,), s.
+    """
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 2:
+        raise ValueError(f"umeyama needs two (N, 3) arrays with N >= 2, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    U, S, Vt = np.linalg.svd(cov)
+    D = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        D[2, 2] = -1.0
+    R = U @ D @ Vt
+    var_s = (xs**2).sum() / len(src)
+    s = float(np.trace(np.diag(S) @ D) / var_s) if with_scale and var_s > 0 else 1.0
+    t = mu_d - s * R @ mu_s
+    return R, t, s
+
+
+@dataclass
+class ATEResult:
+    """Absolute trajectory error after rigid alignment of the estimate onto the ground truth.
+
+    Attributes:
+        rmse_m, mean_m, median_m, max_m: statistics of position errors in metres (SE(3) aligned).
+        sim3_scale: scale of the best Sim(3) alignment (1.0 = perfect metric scale).
+        scale_error: |1 - sim3_scale|.
+        rmse_sim3_m: position RMSE after Sim(3) alignment (shape error with scale removed).
+        T_gt_est: (4, 4) the SE(3) alignment applied.
+    """
+
+    rmse_m: float
+    mean_m: float
+    median_m: float
+    max_m: float
+    sim3_scale: float
+    scale_error: float
+    rmse_sim3_m: float
+    T_gt_est: np.ndarray
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["T_gt_est"] = self.T_gt_est.tolist()
+        return d
+
+
+def ate(gt, est) -> ATEResult:
+    """ATE of ``est`` against ``gt`` (same length, associated by index); metric VO is not scale-corrected."""
+    P_gt, P_est = _poses(gt)[:, :3, 3], _poses(est)[:, :3, 3]
+    if P_gt.shape != P_est.shape:
+        raise ValueError(f"trajectories differ in length: gt {len(P_gt)} vs est {len(P_est)}")
+    R, t, _ = umeyama(P_est, P_gt, with_scale=False)
+    err = np.linalg.norm(P_est @ R.T + t - P_gt, axis=1)
+    Rs, ts, s = umeyama(P_est, P_gt, with_scale=True)
+    err_sim3 = np.linalg.norm(s * P_est @ Rs.T + ts - P_gt, axis=1)
+    return ATEResult(float(np.sqrt((err**2).mean())), float(err.mean()), float(np.median(err)), float(err.max()),
+                     s, abs(1.0 - s), float(np.sqrt((err_sim3**2).mean())), make_se3(R, t))
+
+
+@dataclass
+class RPEResult:
+    """Relative pose error over frame pairs (i, i + delta), as evo_rpe computes it.
+
+    Attributes:
+        trans_rmse_m, trans_mean_m: translation part of the relative error, metres.
+        rot_rmse_deg, rot_mean_deg: rotation angle of the relative error, degrees.
+        delta: frame offset; pairs: number of pairs.
+    """
+
+    trans_rmse_m: float
+    trans_mean_m: float
+    rot_rmse_deg: float
+    rot_mean_deg: float
+    delta: int
+    pairs: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def rpe(gt, est, delta: int = 1) -> RPEResult:
+    """RPE with E_i = (Q_i^-1 Q_{i+d})^-1 (P_i^-1 P_{i+d}) for ground truth Q and estimate P."""
+    Q, P = _poses(gt), _poses(est)
+    if Q.shape != P.shape:
+        raise ValueError(f"trajectories differ in length: gt {len(Q)} vs est {len(P)}")
+    if not 1 <= delta < len(Q):
+        raise ValueError(f"delta must be in [1, {len(Q) - 1}], got {delta}")
+    rel_q = inv_se3(Q[:-delta]) @ Q[delta:]
+    rel_p = inv_se3(P[:-delta]) @ P[delta:]
+    E = inv_se3(rel_q) @ rel_p
+    te = np.linalg.norm(E[:, :3, 3], axis=1)
+    re = np.degrees(rotation_angle_rad(E[:, :3, :3]))
+    return RPEResult(float(np.sqrt((te**2).mean())), float(te.mean()), float(np.sqrt((re**2).mean())),
+                     float(re.mean()), delta, len(E))
+
+
+def cumulative_distance_m(T_world_cam: np.ndarray) -> np.ndarray:
+    """(N,) distance travelled up to each frame."""
+    steps = np.linalg.norm(np.diff(T_world_cam[:, :3, 3], axis=0), axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+@dataclass
+class SegmentResult:
+    """KITTI odometry devkit errors: mean over all segments of all lengths.
+
+    Attributes:
+        t_err_pct: translation error in percent of segment length.
+        r_err_deg_per_100m: rotation error in degrees per 100 m.
+        segments: number of segments evaluated (0 when the sequence is too short).
+        lengths_m: segment lengths used.
+        step_frames: a segment starts every ``step_frames`` frames.
+        name: 'kitti' for the official lengths, 'kitti_short' for lengths scaled to the sequence.
+    """
+
+    t_err_pct: float
+    r_err_deg_per_100m: float
+    segments: int
+    lengths_m: list[float]
+    step_frames: int
+    name: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def kitti_segment_errors(gt, est, lengths_m=KITTI_LENGTHS_M, step_frames: int = 10,
+                         name: str = "kitti") -> SegmentResult:
+    """The KITTI odometry metric (devkit ``evaluate_odometry``): for each start frame (every
+    ``step_frames``) and length L, the first frame more than L metres further along the ground truth;
+    errors of the relative pose over that segment divided by L, averaged over all segments."""
+    Q, P = _poses(gt), _poses(est)
+    if Q.shape != P.shape:
+        raise ValueError(f"trajectories differ in length: gt {len(Q)} vs est {len(P)}")
+    dist = cumulative_distance_m(Q)
+    t_errs, r_errs = [], []
+    for first in range(0, len(Q), step_frames):
+        for length in lengths_m:
+            last = int(np.searchsorted(dist, dist[first] + length, side="right"))
+            if last >= len(Q):
+                continue
+            rel_q = inv_se3(Q[first]) @ Q[last]
+            rel_p = inv_se3(P[first]) @ P[last]
+            E = inv_se3(rel_p) @ rel_q
+            t_errs.append(np.linalg.norm(E[:3, 3]) / length)
+            r_errs.append(rotation_angle_rad(E[:3, :3]) / length)
+    if not t_errs:
+        return SegmentResult(float("nan"), float("nan"), 0, list(map(float, lengths_m)), step_frames, name)
+    return SegmentResult(float(np.mean(t_errs) * 100.0), float(np.degrees(np.mean(r_errs)) * 100.0),
+                         len(t_errs), list(map(float, lengths_m)), step_frames, name)
+
+
+def kitti_short_segment_errors(gt, est, step_frames: int = 1) -> SegmentResult:
+    """KITTI-style errors for sequences shorter than 800 m: eight segment lengths at 10 %, 20 %, ...,
+    80 % of the ground-truth path length, a segment starting every ``step_frames`` frames."""
+    total = cumulative_distance_m(_poses(gt))[-1]
+    lengths = tuple(float(total * k / 10.0) for k in range(1, 9)) if total > 0 else ()
+    return kitti_segment_errors(gt, est, lengths, step_frames, name="kitti_short")
+
+
+def evaluate_trajectory(gt: Trajectory, est: Trajectory) -> dict:
+    """All trajectory metrics as a JSON-ready dict (ATE, RPE at 1 frame, KITTI and short-KITTI)."""
+    return {
+        "frames": len(gt),
+        "path_length_m": gt.path_length_m(),
+        "ate": ate(gt, est).as_dict(),
+        "rpe": rpe(gt, est, 1).as_dict() if len(gt) > 1 else None,
+        "kitti": kitti_segment_errors(gt, est).as_dict(),
+        "kitti_short": kitti_short_segment_errors(gt, est).as_dict(),
+    }

@@ -1,0 +1,79 @@
+"""Small SE(3) helpers on 4x4 numpy matrices; quaternion maths delegated to pypose.
+
+Poses are named by frame: ``T_a_b`` maps points from frame b to frame a (p_a = T_a_b @ p_b).
+Quaternions are (qx, qy, qz, qw), as in the TUM format and pypose.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pypose as pp
+import torch
+
+
+def check_poses(T: np.ndarray, name: str = "poses") -> np.ndarray:
+    """Return ``T`` as a float64 (N, 4, 4) array, raising ``ValueError`` on a bad shape or NaN."""
+    T = np.asarray(T, dtype=np.float64)
+    if T.ndim != 3 or T.shape[1:] != (4, 4):
+        raise ValueError(f"{name} must have shape (N, 4, 4), got {T.shape}")
+    if not np.isfinite(T).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    return T
+
+
+def inv_se3(T: np.ndarray) -> np.ndarray:
+    """Inverse of rigid transforms, (..., 4, 4) -> (..., 4, 4)."""
+    T = np.asarray(T, dtype=np.float64)
+    R, t = T[..., :3, :3], T[..., :3, 3]
+    out = np.zeros_like(T)
+    Rt = np.swapaxes(R, -1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", Rt, t)
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def make_se3(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Stack rotations (..., 3, 3) and translations (..., 3) into (..., 4, 4) transforms."""
+    R, t = np.asarray(R, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    out = np.zeros(R.shape[:-2] + (4, 4))
+    out[..., :3, :3] = R
+    out[..., :3, 3] = t
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def quat_to_rotmat(q_xyzw: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions (x, y, z, w), normalised here, to (N, 3, 3) rotation matrices."""
+    q = np.asarray(q_xyzw, dtype=np.float64).reshape(-1, 4)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return pp.SO3(torch.from_numpy(q)).matrix().numpy()
+
+
+def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotation matrices to (N, 4) unit quaternions (x, y, z, w) with w >= 0."""
+    R = np.asarray(R, dtype=np.float64).reshape(-1, 3, 3)
+    q = pp.mat2SO3(torch.from_numpy(R), check=False).tensor().numpy()
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return np.where(q[:, 3:4] < 0, -q, q)
+
+
+def rotation_angle_rad(R: np.ndarray) -> np.ndarray:
+    """Rotation angle in radians of (..., 3, 3) rotation matrices (clamped arccos of the trace)."""
+    R = np.asarray(R, dtype=np.float64)
+    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0]),
+            roll_rad: float = 0.0) -> np.ndarray:
+    """``T_world_cam`` (4, 4) of an OpenCV camera at ``eye`` looking at ``target`` with world ``up``."""
+    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
+    z = target - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    if roll_rad:
+        c, s = np.cos(roll_rad), np.sin(roll_rad)
+        x, y = c * x + s * y, -s * x + c * y
+    return make_se3(np.stack([x, y, z], axis=1), eye)

@@ -1,0 +1,139 @@
+"""Data types shared by every part of the library: ``Frame`` and ``Trajectory``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mono_metric.camera import Camera
+from mono_metric.errors import InputError
+from mono_metric.geometry import check_poses, make_se3, quat_to_rotmat, rotmat_to_quat
+
+
+@dataclass
+class Frame:
+    """One image of a sequence, as every dataset loader yields it.
+
+    Attributes:
+        index: position in the sequence (0-based, after stride).
+        timestamp: seconds.
+        image: (H, W, 3) uint8 RGB.
+        camera: intrinsics of ``image``.
+        depth_m: optional (H, W) float32 ground-truth depth in metres, 0 where unknown.
+        T_world_cam: optional (4, 4) ground-truth pose.
+    """
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+    camera: Camera
+    depth_m: np.ndarray | None = None
+    T_world_cam: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise InputError(f"frame {self.index}: image must be HxWx3 uint8 RGB, got "
+                             f"{self.image.shape} {self.image.dtype}")
+        self.camera.check_image(self.image, f"frame {self.index} image")
+        if self.depth_m is not None and self.depth_m.shape != self.image.shape[:2]:
+            raise InputError(f"frame {self.index}: depth {self.depth_m.shape} does not match image "
+                             f"{self.image.shape[:2]}")
+
+
+class Trajectory:
+    """Timestamped camera poses ``T_world_cam``; never modified in place by the library.
+
+    Args:
+        timestamps: (N,) seconds, strictly increasing.
+        T_world_cam: (N, 4, 4) rigid transforms.
+    """
+
+    def __init__(self, timestamps: np.ndarray, T_world_cam: np.ndarray):
+        self.timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        self.T_world_cam = check_poses(T_world_cam, "T_world_cam")
+        if self.timestamps.shape[0] != self.T_world_cam.shape[0]:
+            raise ValueError(f"{self.timestamps.shape[0]} timestamps for {self.T_world_cam.shape[0]} poses")
+        if np.any(np.diff(self.timestamps) <= 0):
+            raise ValueError("trajectory timestamps must be strictly increasing")
+
+    def __len__(self) -> int:
+        return self.T_world_cam.shape[0]
+
+    def __getitem__(self, idx) -> "Trajectory":
+        idx = np.arange(len(self))[idx]
+        idx = np.atleast_1d(idx)
+        return Trajectory(self.timestamps[idx], self.T_world_cam[idx])
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(N, 3) camera centres in the world frame (metres)."""
+        return self.T_world_cam[:, :3, 3]
+
+    def path_length_m(self) -> float:
+        """Sum of distances between consecutive camera centres."""
+        return float(np.linalg.norm(np.diff(self.positions, axis=0), axis=1).sum())
+
+    def transformed(self, T_new_world: np.ndarray) -> "Trajectory":
+        """The same trajectory expressed in another world frame."""
+        return Trajectory(self.timestamps, np.asarray(T_new_world) @ self.T_world_cam)
+
+    # ------------------------------------------------------------------ KITTI format
+    @classmethod
+    def read_kitti(cls, path: str | Path, timestamps: np.ndarray | None = None) -> "Trajectory":
+        """Read 12 numbers a line (row-major 3x4 ``T_world_cam``); timestamps default to 0, 1, 2, ..."""
+        rows = _read_numeric_rows(path, 12, "KITTI poses (12 numbers a line)")
+        M = rows.reshape(-1, 3, 4)
+        T = make_se3(M[:, :, :3], M[:, :, 3])
+        ts = np.arange(len(T), dtype=np.float64) if timestamps is None else np.asarray(timestamps, np.float64)
+        if ts.shape[0] != T.shape[0]:
+            raise InputError(f"{path}: {T.shape[0]} poses but {ts.shape[0]} timestamps")
+        return cls(ts, T)
+
+    def write_kitti(self, path: str | Path) -> None:
+        """Write 12 numbers a line (row-major top 3x4 of ``T_world_cam``)."""
+        rows = self.T_world_cam[:, :3, :].reshape(-1, 12)
+        np.savetxt(path, rows, fmt="%.9e")
+
+    # ------------------------------------------------------------------ TUM format
+    @classmethod
+    def read_tum(cls, path: str | Path) -> "Trajectory":
+        """Read ``timestamp tx ty tz qx qy qz qw`` lines; ``#`` comments are skipped."""
+        rows = _read_numeric_rows(path, 8, "TUM poses (t tx ty tz qx qy qz qw)")
+        return cls(rows[:, 0], make_se3(quat_to_rotmat(rows[:, 4:8]), rows[:, 1:4]))
+
+    def write_tum(self, path: str | Path) -> None:
+        """Write ``timestamp tx ty tz qx qy qz qw`` lines."""
+        q = rotmat_to_quat(self.T_world_cam[:, :3, :3])
+        rows = np.column_stack([self.timestamps, self.positions, q])
+        np.savetxt(path, rows, fmt=["%.6f"] + ["%.9f"] * 7)
+
+    @classmethod
+    def read(cls, path: str | Path, fmt: str) -> "Trajectory":
+        """Read a trajectory file in ``fmt`` 'kitti' or 'tum'."""
+        if fmt == "kitti":
+            return cls.read_kitti(path)
+        if fmt == "tum":
+            return cls.read_tum(path)
+        raise InputError(f"unknown trajectory format {fmt!r}; use 'kitti' or 'tum'")
+
+
+def _read_numeric_rows(path: str | Path, ncols: int, what: str) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"trajectory file {path} does not exist")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            vals = [float(v) for v in line.replace(",", " ").split()]
+        except ValueError as err:
+            raise InputError(f"{path}:{lineno}: not numbers; expected {what}") from err
+        if len(vals) != ncols or not np.isfinite(vals).all():
+            raise InputError(f"{path}:{lineno}: expected {what}, got {len(vals)} values")
+        rows.append(vals)
+    if not rows:
+        raise InputError(f"trajectory file {path} holds no poses")
+    return np.asarray(rows, dtype=np.float64)
