@@ -98,6 +98,13 @@ class Renderer:
                                o3d.core.Tensor(scene.triangles, o3d.core.uint32))
         self._normals = scene.normals
         self._tangent, self._bitangent = scene.texture_basis()
+        self._rays_cache: tuple[Camera, np.ndarray] | None = None
+
+    def _camera_rays(self, camera: Camera) -> np.ndarray:
+        """(H*W, 3) float32 camera-frame rays with z = 1, cached for the last camera."""
+        if self._rays_cache is None or self._rays_cache[0] != camera:
+            self._rays_cache = (camera, camera.pixel_rays().reshape(-1, 3).astype(np.float32))
+        return self._rays_cache[1]
 
     def render(self, camera: Camera, T_world_cam: np.ndarray, noise_std: float = 0.0,
                noise_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +121,11 @@ class Renderer:
             depth_m: (H, W) float32 z-depth in metres, 0 where a ray hits nothing (sky).
         """
         H, W = camera.height, camera.width
-        R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
-        dirs_cam = camera.pixel_rays().reshape(-1, 3)  # z = 1, so the hit parameter is z-depth
-        dirs = dirs_cam @ R.T
-        rays = np.concatenate([np.broadcast_to(t, dirs.shape), dirs], 1).astype(np.float32)
+        R, t = T_world_cam[:3, :3].astype(np.float32), T_world_cam[:3, 3].astype(np.float32)
+        dirs = self._camera_rays(camera) @ R.T  # camera rays have z = 1, so the hit parameter is z-depth
+        rays = np.empty((len(dirs), 6), np.float32)
+        rays[:, :3] = t
+        rays[:, 3:] = dirs
         hit = self._rc.cast_rays(o3d.core.Tensor(rays))
         t_hit = hit["t_hit"].numpy()
         prim = hit["primitive_ids"].numpy().astype(np.int64)
@@ -128,25 +136,27 @@ class Renderer:
             up = np.clip(unit[~valid, 2] * 3.0, 0.0, 1.0)[:, None]
             color[~valid] = _SKY_HORIZON * (1 - up) + _SKY_ZENITH * up
         if valid.any():
-            color[valid] = self._shade(prim[valid], rays[valid, :3] + dirs[valid] * t_hit[valid, None],
-                                       unit[valid], t_hit[valid])
+            color[valid] = self._shade(prim[valid], t + dirs[valid] * t_hit[valid, None], unit[valid], t_hit[valid])
         if noise_std > 0:
-            color += np.random.default_rng(noise_seed).normal(0.0, noise_std / 255.0, color.shape).astype(np.float32)
+            color += np.random.default_rng(noise_seed).standard_normal(color.shape, np.float32) * np.float32(noise_std / 255.0)
         rgb = (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(H, W, 3)
         depth = np.where(valid, t_hit, 0.0).astype(np.float32).reshape(H, W)
         return rgb, depth
 
     def _shade(self, prim: np.ndarray, points: np.ndarray, view_dir: np.ndarray, depth: np.ndarray) -> np.ndarray:
         mat = self.scene.material[prim]
-        u = np.einsum("ij,ij->i", points, self._tangent[prim]).astype(np.float32)
-        v = np.einsum("ij,ij->i", points, self._bitangent[prim]).astype(np.float32)
+        u = np.einsum("ij,ij->i", points, self._tangent[prim])
+        v = np.einsum("ij,ij->i", points, self._bitangent[prim])
+        order = np.argsort(mat.astype(np.int8), kind="stable")  # shade each material over one contiguous slice
+        mats, starts = np.unique(mat[order], return_index=True)
         albedo = np.empty((len(prim), 3), np.float32)
-        for m in np.unique(mat):
+        for m, lo, hi in zip(mats, starts, [*starts[1:], len(order)]):
             base, kind, size, noise_m = MATERIALS[MATERIAL_NAMES[m]]
-            sel = mat == m
+            sel = order[lo:hi]
+            us, vs = u[sel], v[sel]
             salt = self.seed * 101 + int(m) * 13
-            grime = 0.8 + 0.4 * fbm(u[sel] / noise_m, v[sel] / noise_m, salt + 3)
-            albedo[sel] = np.asarray(base, np.float32) * _pattern(kind, u[sel], v[sel], size, salt) * grime[:, None]
+            grime = 0.8 + 0.4 * fbm(us / noise_m, vs / noise_m, salt + 3)
+            albedo[sel] = np.asarray(base, np.float32) * _pattern(kind, us, vs, size, salt) * grime[:, None]
         n = self._normals[prim]
         n = np.where((np.einsum("ij,ij->i", n, view_dir) > 0)[:, None], -n, n)
         if self.scene.has_sky:

@@ -1,0 +1,146 @@
+"""Typed configuration: dataclass sections loaded from YAML, validated, saved next to results.
+
+Unknown keys, wrong types and out-of-range values are :class:`InputError`s naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from mono_metric.errors import InputError
+
+
+@dataclass
+class DepthConfig:
+    """Where per-frame metric depth comes from.
+
+    Attributes:
+        source: 'gt' (ground-truth depth of the sequence) or 'gt_degraded' (GT with Metric3D-like
+            error: a smooth low-frequency scale field, multiplicative noise and holes).
+        degrade_abs_rel: target mean relative error of 'gt_degraded'.
+        max_depth_m: depth beyond this is ignored.
+    """
+
+    source: str = "gt"
+    degrade_abs_rel: float = 0.06
+    max_depth_m: float = 80.0
+
+    def validate(self) -> None:
+        _choice("depth.source", self.source, ("gt", "gt_degraded"))
+        _in_range("depth.degrade_abs_rel", self.degrade_abs_rel, 0.0, 0.5)
+        _in_range("depth.max_depth_m", self.max_depth_m, 0.1, 1000.0)
+
+
+@dataclass
+class TrackingConfig:
+    """Frame-to-frame tracking and PnP pose.
+
+    Attributes:
+        max_features: corners detected per frame.
+        min_distance_px: minimum spacing between corners.
+        klt_window_px: Lucas-Kanade window size.
+        ransac_reproj_px: PnP RANSAC inlier threshold.
+        min_inliers: fewer PnP inliers than this marks the frame lost (constant-velocity guess kept).
+    """
+
+    max_features: int = 800
+    min_distance_px: int = 10
+    klt_window_px: int = 21
+    ransac_reproj_px: float = 1.5
+    min_inliers: int = 25
+
+    def validate(self) -> None:
+        _in_range("tracking.max_features", self.max_features, 20, 100000)
+        _in_range("tracking.min_distance_px", self.min_distance_px, 1, 200)
+        _in_range("tracking.klt_window_px", self.klt_window_px, 5, 101)
+        _in_range("tracking.ransac_reproj_px", self.ransac_reproj_px, 0.1, 50.0)
+        _in_range("tracking.min_inliers", self.min_inliers, 6, 100000)
+
+
+@dataclass
+class Config:
+    """All settings of a run."""
+
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _choice(key: str, value, options) -> None:
+    if value not in options:
+        raise InputError(f"config {key}={value!r} is not one of {list(options)}")
+
+
+def _in_range(key: str, value, lo, hi) -> None:
+    if not lo <= value <= hi:
+        raise InputError(f"config {key}={value!r} is out of range [{lo}, {hi}]")
+
+
+def _build(cls, data: dict, prefix: str):
+    """Instantiate dataclass ``cls`` from ``data``, checking keys and types recursively."""
+    if not isinstance(data, dict):
+        raise InputError(f"config section {prefix or 'root'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"unknown config key {prefix}{unknown[0]}; known keys: {', '.join(sorted(known))}")
+    kwargs = {}
+    for name, value in data.items():
+        key, hint = f"{prefix}{name}", hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, f"{key}.")
+        else:
+            kwargs[name] = _coerce(key, value, hint)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value, hint):
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t in (int, str, bool) and type(value) is t:
+            return value
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise InputError(f"config {key}={value!r} has the wrong type: expected {names}")
+
+
+def config_from_dict(data: dict | None) -> Config:
+    """Validated :class:`Config` from a plain dict (missing keys keep defaults)."""
+    return _build(Config, data or {}, "").validate()
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load ``configs/*.yaml``-style files; ``None`` gives the defaults. ``overrides`` are merged per section."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise InputError(f"config file {path} is not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise InputError(f"config file {path} must hold a mapping of sections")
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return config_from_dict(data)
