@@ -107,15 +107,19 @@ class RPEResult:
         return asdict(self)
 
 
-def rpe(gt, est, delta: int = 1) -> RPEResult:
-    """RPE with E_i = (Q_i^-1 Q_{i+d})^-1 (P_i^-1 P_{i+d}) for ground truth Q and estimate P."""
+def rpe(gt, est, delta: int = 1, all_pairs: bool = False) -> RPEResult:
+    """RPE with E_i = (Q_i^-1 Q_{i+d})^-1 (P_i^-1 P_{i+d}) for ground truth Q and estimate P.
+
+    As evo: pairs start at frames 0, d, 2d, ... unless ``all_pairs`` (every frame starts one).
+    """
     Q, P = _poses(gt), _poses(est)
     if Q.shape != P.shape:
         raise ValueError(f"trajectories differ in length: gt {len(Q)} vs est {len(P)}")
     if not 1 <= delta < len(Q):
         raise ValueError(f"delta must be in [1, {len(Q) - 1}], got {delta}")
-    rel_q = inv_se3(Q[:-delta]) @ Q[delta:]
-    rel_p = inv_se3(P[:-delta]) @ P[delta:]
+    first = np.arange(0, len(Q) - delta, 1 if all_pairs else delta)
+    rel_q = inv_se3(Q[first]) @ Q[first + delta]
+    rel_p = inv_se3(P[first]) @ P[first + delta]
     E = inv_se3(rel_q) @ rel_p
     te = np.linalg.norm(E[:, :3, 3], axis=1)
     re = np.degrees(rotation_angle_rad(E[:, :3, :3]))

@@ -1,0 +1,40 @@
+import pytest
+import yaml
+
+from mono_metric import InputError
+from mono_metric.config import config_from_dict, load_config
+
+
+def test_repo_configs_load(tmp_path):
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        cfg = load_config(path)
+        cfg.save(tmp_path / "saved.yaml")
+        assert load_config(tmp_path / "saved.yaml") == cfg
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"depth": {"sorce": "gt"}}, "depth.sorce"),
+    ({"trackin": {}}, "trackin"),
+    ({"depth": {"source": "lidar"}}, "depth.source"),
+    ({"tracking": {"max_features": "many"}}, "tracking.max_features"),
+    ({"tracking": {"max_features": 5}}, "tracking.max_features"),
+    ({"depth": {"max_depth_m": -1.0}}, "depth.max_depth_m"),
+    ({"depth": 3}, "depth"),
+])
+def test_bad_values_name_the_key(data, match):
+    with pytest.raises(InputError, match=match):
+        config_from_dict(data)
+
+
+def test_ints_are_floats_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"depth": {"max_depth_m": 40}}))
+    cfg = load_config(path, overrides={"depth": {"source": "gt_degraded"}})
+    assert cfg.depth.max_depth_m == 40.0 and isinstance(cfg.depth.max_depth_m, float)
+    assert cfg.depth.source == "gt_degraded"
+    with pytest.raises(InputError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
