@@ -45,6 +45,8 @@ class Odometry:
         max_depth_m: depths beyond this are not used for 3D points.
     """
 
+    max_depth_jump = 0.08  # relative depth spread tolerated around a corner
+
     def __init__(self, config: TrackingConfig, camera: Camera, max_depth_m: float = 80.0):
         self.config, self.camera, self.max_depth_m = config, camera, max_depth_m
         self._K = camera.K
@@ -117,8 +119,13 @@ class Odometry:
         uv = np.zeros((0, 2), np.float32) if corners is None else corners[:, 0, :]
         iu = np.clip(np.round(uv[:, 0]).astype(int), 0, gray.shape[1] - 1)
         iv = np.clip(np.round(uv[:, 1]).astype(int), 0, gray.shape[0] - 1)
-        z = depth_m[iv, iu].astype(np.float64)
-        keep = np.isfinite(z) & (z > 0.05) & (z < self.max_depth_m)
+        # Median filtering removes per-pixel depth noise; corners often sit on depth edges, where a
+        # rounded pixel may read the background, so keep only corners with consistent depth around them.
+        depth32 = cv2.medianBlur(np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0), 5)
+        z = depth32[iv, iu].astype(np.float64)
+        kernel = np.ones((3, 3), np.uint8)
+        ratio = cv2.dilate(depth32, kernel)[iv, iu] / np.maximum(cv2.erode(depth32, kernel)[iv, iu], 1e-6)
+        keep = np.isfinite(z) & (z > 0.05) & (z < self.max_depth_m) & (ratio < 1.0 + self.max_depth_jump)
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
         self._prev_uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
         self._prev_xyz_world = xyz_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
