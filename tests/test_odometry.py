@@ -14,15 +14,16 @@ def _run(seq, depth_fn):
     return odo.trajectory(), statuses
 
 
-@pytest.mark.parametrize("scene,max_ate_m", [("street", 0.25), ("room", 0.04)])
-def test_metric_trajectory_with_gt_depth(scene, max_ate_m):
-    size = dict(width=620, height=188) if scene == "street" else dict(width=320, height=240, speed_mps=1.5)
+@pytest.mark.parametrize("scene,max_ate_m,max_scale_error", [("street", 0.25, 0.01), ("room", 0.02, 0.05)])
+def test_metric_trajectory_with_gt_depth(scene, max_ate_m, max_scale_error):
+    size = dict(width=620, height=188) if scene == "street" else dict(speed_mps=1.5)
     seq = SyntheticSequence(SyntheticConfig(scene=scene, seed=3, frames=30, **size))
     est, statuses = _run(seq, lambda f: f.depth_m)
     assert statuses[0] == "init" and statuses.count("lost") == 0
     r = ate(seq.gt, est)
     assert r.rmse_m < max_ate_m
-    assert r.scale_error < 0.01  # metric depth gives metric scale without alignment
+    # Metric depth gives metric scale without alignment (Sim(3) scale is loosely determined on a 1.5 m loop).
+    assert r.scale_error < max_scale_error
     assert kitti_short_segment_errors(seq.gt, est).t_err_pct < 1.5
 
 
