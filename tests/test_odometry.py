@@ -14,8 +14,9 @@ def _run(seq, depth_fn):
     return odo.trajectory(), statuses
 
 
-@pytest.mark.parametrize("scene,max_ate_m,max_scale_error", [("street", 0.25, 0.01), ("room", 0.02, 0.05)])
-def test_metric_trajectory_with_gt_depth(scene, max_ate_m, max_scale_error):
+@pytest.mark.parametrize("scene,max_ate_m,max_scale_error,max_t_err_pct",
+                         [("street", 0.25, 0.01, 1.5), ("room", 0.02, 0.05, 5.0)])
+def test_metric_trajectory_with_gt_depth(scene, max_ate_m, max_scale_error, max_t_err_pct):
     size = dict(width=620, height=188) if scene == "street" else dict(speed_mps=1.5)
     seq = SyntheticSequence(SyntheticConfig(scene=scene, seed=3, frames=30, **size))
     est, statuses = _run(seq, lambda f: f.depth_m)
@@ -24,7 +25,7 @@ def test_metric_trajectory_with_gt_depth(scene, max_ate_m, max_scale_error):
     assert r.rmse_m < max_ate_m
     # Metric depth gives metric scale without alignment (Sim(3) scale is loosely determined on a 1.5 m loop).
     assert r.scale_error < max_scale_error
-    assert kitti_short_segment_errors(seq.gt, est).t_err_pct < 1.5
+    assert kitti_short_segment_errors(seq.gt, est).t_err_pct < max_t_err_pct
 
 
 def test_degraded_depth_stays_metric():
