@@ -1,0 +1,1 @@
+"""Depth: the canonical camera transform (more to come: Metric3D models, weights)."""
