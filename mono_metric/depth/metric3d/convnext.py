@@ -1,0 +1,80 @@
+"""ConvNeXt encoder (Liu et al. 2022) returning the four stage features, with Metric3D's parameter names.
+
+Parameter names follow the original ConvNeXt release (``downsample_layers``, ``stages``, ``dwconv``,
+``pwconv1``, ``gamma``...), which Metric3D v1 checkpoints use. Inference only: no stochastic depth.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ChannelsFirstLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, C, H, W) tensors (eps 1e-6)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise 7x7 conv, LayerNorm, MLP (4x) with GELU, layer scale, residual."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+
+class ConvNeXtEncoder(nn.Module):
+    """ConvNeXt backbone.
+
+    Args:
+        depths: blocks per stage.
+        dims: channels per stage.
+
+    Input (B, 3, H, W) with H, W multiples of 32; output four maps at strides 4, 8, 16, 32.
+    """
+
+    def __init__(self, depths: tuple[int, ...], dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = tuple(dims)
+        self.downsample_layers = nn.ModuleList(
+            [nn.Sequential(nn.Conv2d(3, dims[0], kernel_size=4, stride=4), ChannelsFirstLayerNorm(dims[0]))]
+            + [nn.Sequential(ChannelsFirstLayerNorm(dims[i]), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2))
+               for i in range(3)])
+        self.stages = nn.ModuleList(nn.Sequential(*[ConvNeXtBlock(dims[i]) for _ in range(depths[i])]) for i in range(4))
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for down, stage in zip(self.downsample_layers, self.stages):
+            x = stage(down(x))
+            feats.append(x)
+        return feats
+
+
+CONVNEXT_SIZES = {
+    "tiny": dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
+    "large": dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
+}

@@ -1,0 +1,126 @@
+"""Metric3D v1 decoder: a feature pyramid decoder, an hourglass (U-Net) head, depth as the expectation
+over 512 log-spaced bins, and a learned residual upsampling to the input resolution.
+
+Outputs canonical-space depth (metres for a 1000 px focal length) and a confidence map.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ELUConv(nn.Module):
+    """Conv (3x3 with reflection padding, or 1x1) + ELU; ``double`` adds a 1x1 conv + ELU."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, double: bool = False):
+        super().__init__()
+        self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)) if kernel_size == 3 \
+            else nn.Conv2d(cin, cout, 1)
+        self.conv_2 = nn.Conv2d(cout, cout, 1) if double else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.elu(self.conv(x))
+        return F.elu(self.conv_2(x)) if self.conv_2 is not None else x
+
+
+class PyramidDecoder(nn.Module):
+    """Fuses encoder features at strides 32, 16, 8, 4 into one map at stride 4."""
+
+    def __init__(self, feat_channels, dec_channels):
+        super().__init__()
+        f, d = feat_channels, dec_channels
+        self.upconv_3_0 = ELUConv(f[3], d[3], 1)
+        self.upconv_3_1 = ELUConv(f[2] + d[3], d[3], 1, double=True)
+        self.upconv_2_0 = ELUConv(d[3], d[2], 3)
+        self.upconv_2_1 = ELUConv(f[1] + d[2], d[2], 3, double=True)
+        self.upconv_1_0 = ELUConv(d[2], d[1], 3)
+        self.upconv_1_1 = ELUConv(f[0] + d[1], d[1], 3, double=True)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x = feats[3]
+        for level, (first, second) in zip((2, 1, 0), ((self.upconv_3_0, self.upconv_3_1),
+                                                      (self.upconv_2_0, self.upconv_2_1),
+                                                      (self.upconv_1_0, self.upconv_1_1))):
+            x = F.interpolate(first(x), scale_factor=2, mode="nearest")
+            x = second(torch.cat((x, feats[level]), 1))
+        return x
+
+
+class ConvBnReLU(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Hourglass(nn.Module):
+    """U-Net with three stride-2 levels (128, 64, 32, 16 channels) and additive skips."""
+
+    def __init__(self, cin: int, cout: int, width: int = 128, levels: int = 3):
+        super().__init__()
+        ch = [width, width // 2, width // 4, width // 8, width // 8]
+        self.levels = levels
+        self.conv0 = ConvBnReLU(cin, width)
+        for i in range(levels):
+            setattr(self, f"conv_{i}", nn.Sequential(ConvBnReLU(ch[i], ch[i + 1], stride=2),
+                                                     ConvBnReLU(ch[i + 1], ch[i + 1])))
+            setattr(self, f"deconv_{i}", nn.Sequential(
+                nn.ConvTranspose2d(ch[i + 1], ch[i], 3, stride=2, padding=1, output_padding=1, bias=False),
+                nn.BatchNorm2d(ch[i]), nn.ReLU()))
+        self.prob = nn.Conv2d(width, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.conv0(x)]
+        for i in range(self.levels):
+            skips.append(getattr(self, f"conv_{i}")(skips[-1]))
+        x = skips.pop()
+        for i in reversed(range(self.levels)):
+            x = skips[i] + getattr(self, f"deconv_{i}")(x)
+        return self.prob(x)
+
+
+class HourglassDecoder(nn.Module):
+    """Metric3D v1 head.
+
+    Args:
+        feat_channels: encoder channels at strides 4, 8, 16, 32.
+        dec_channels: decoder channels (4 values; index 1 feeds the hourglass).
+        min_depth, max_depth: range of the 512 log-spaced depth bins (canonical metres).
+    """
+
+    num_bins = 512
+    feat_dim = 256
+    residual_channels = 16
+
+    def __init__(self, feat_channels, dec_channels, min_depth: float = 0.3, max_depth: float = 150.0):
+        super().__init__()
+        self.decoder_mono = PyramidDecoder(feat_channels, dec_channels)
+        self.conv_out_2 = Hourglass(dec_channels[1], self.feat_dim + 1)
+        n, r = self.num_bins, self.residual_channels
+        self.depth_regressor_2 = nn.Sequential(nn.Conv2d(self.feat_dim, n, 3, padding=1), nn.BatchNorm2d(n),
+                                               nn.ReLU(), nn.Conv2d(n, n, 1))
+        self.conv_up_2 = nn.Sequential(
+            nn.Conv2d(1 + 2 + self.feat_dim, r, 3, padding=1), nn.BatchNorm2d(r), nn.ReLU(),
+            nn.Conv2d(r, r, 3, padding=1), nn.Upsample(scale_factor=4), nn.Conv2d(r, r, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(r, 1, 1))
+        bins = torch.exp(torch.linspace(math.log(min_depth), math.log(max_depth), n))
+        self.register_buffer("depth_bins", bins, persistent=False)
+
+    def forward(self, feats: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.conv_out_2(self.decoder_mono(feats))
+        confidence, feat = out[:, -1:], out[:, :-1]
+        prob = self.depth_regressor_2(feat).softmax(dim=1)
+        depth = (prob * self.depth_bins.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        B, _, H, W = depth.shape
+        ys, xs = torch.meshgrid(torch.arange(H, dtype=depth.dtype, device=depth.device),
+                                torch.arange(W, dtype=depth.dtype, device=depth.device), indexing="ij")
+        grid = torch.stack((xs, ys)).expand(B, 2, H, W)
+        residual = self.conv_up_2(torch.cat((depth, grid, feat), 1))
+        depth = F.interpolate(depth, scale_factor=4, mode="nearest") + 0.1 * residual
+        return {"depth": depth, "confidence": F.interpolate(confidence, scale_factor=4, mode="nearest")}

@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mono_metric import Camera, InputError
+from mono_metric.depth import MODEL_SPECS, Metric3D
+
+KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "metric3d" / "state_dict_keys.json"
+
+
+@pytest.fixture(scope="module")
+def official_keys():
+    if not KEYS_FILE.is_file():
+        pytest.skip(f"{KEYS_FILE} not present (only the project's own checkout has ../shared)")
+    return json.loads(KEYS_FILE.read_text())
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SPECS))
+def test_state_dict_matches_official_checkpoint(official_keys, name):
+    model = Metric3D.build(name, device="meta")  # no memory is allocated
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert ours == official_keys["models"][name]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = Metric3D.build("metric3d_convnext_tiny")
+    path = tmp_path_factory.mktemp("w") / "convtiny_hourglass_v1.pth"
+    torch.save({"model_state_dict": model.state_dict(), "optimizer": {}}, path)  # the official layout
+    return model, path
+
+
+def test_official_format_loads_strictly_and_predicts(tiny_checkpoint, shared_data):
+    ref, path = tiny_checkpoint
+    model = Metric3D.from_pretrained("metric3d_convnext_tiny", weights=path)
+    for a, b in zip(ref.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+    ann = json.loads((shared_data / "metric3d_demo" / "data" / "kitti_demo" / "test_annotations.json").read_text())
+    from mono_metric.datasets.base import read_rgb
+
+    for entry, sub in ((ann["files"][0], "kitti_demo"), (None, "nyu_demo")):
+        if entry is None:
+            nyu = json.loads((shared_data / "metric3d_demo" / "data" / sub / "test_annotations.json").read_text())
+            entry = nyu["files"][0]
+        img = read_rgb(shared_data / "metric3d_demo" / entry["rgb"])
+        fx, fy, cx, cy = entry["cam_in"]
+        pred = model.predict(img, Camera(fx, fy, cx, cy, img.shape[1], img.shape[0]), input_hw=(256, 512))
+        assert pred.depth_m.shape == img.shape[:2] and pred.confidence.shape == img.shape[:2]
+        assert np.isfinite(pred.depth_m).all() and (pred.depth_m >= 0).all()
+
+
+def test_focal_length_scales_metric_output(tiny_checkpoint):
+    model, _ = tiny_checkpoint
+    img = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    cam = Camera(300.0, 300.0, 100.0, 60.0, 200, 120)
+    cam2 = Camera(450.0, 450.0, 100.0, 60.0, 200, 120)
+    d1 = model.predict(img, cam, input_hw=(128, 224)).depth_m
+    d2 = model.predict(img, cam2, input_hw=(128, 224)).depth_m
+    np.testing.assert_allclose(d2, d1 * 1.5, rtol=1e-5)
+    batch = model.predict_batch([img, img[::-1].copy()], cam, input_hw=(128, 224))
+    np.testing.assert_allclose(batch[0].depth_m, d1, rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_checkpoint_and_names(tmp_path):
+    torch.save({"model_state_dict": torch.nn.Linear(3, 3).state_dict()}, tmp_path / "x.pth")
+    with pytest.raises(InputError, match="another model"):
+        Metric3D.from_pretrained("metric3d_convnext_tiny", weights=tmp_path / "x.pth")
+    with pytest.raises(InputError, match="unknown depth model"):
+        Metric3D.build("metric3d_resnet")
+    with pytest.raises(InputError, match="multiples of 32"):
+        Metric3D.build("metric3d_convnext_tiny").predict(np.zeros((10, 10, 3), np.uint8),
+                                                         Camera(10, 10, 5, 5, 10, 10), input_hw=(100, 100))
