@@ -1,4 +1,4 @@
-"""Command line: ``mono-metric demo | run | eval``.
+"""Command line: ``mono-metric demo | run | depth | eval``.
 
 Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceback.
 """
@@ -9,6 +9,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from mono_metric.errors import InputError
 
@@ -111,6 +113,54 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _camera_from_args(args: argparse.Namespace, width: int, height: int):
+    from mono_metric.camera import Camera
+
+    given = [a is not None for a in (args.intrinsics, args.camera, args.fov)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
+    if args.fov is not None:
+        return Camera.from_fov(args.fov, width, height)
+    if args.camera is not None:
+        cam = Camera.from_yaml(args.camera)
+        if (cam.width, cam.height) != (width, height):
+            raise InputError(f"{args.camera} is for {cam.width}x{cam.height} images, not {width}x{height}")
+        return cam
+    try:
+        fx, fy, cx, cy = (float(v) for v in args.intrinsics.split(","))
+    except ValueError as err:
+        raise InputError(f"--intrinsics {args.intrinsics!r} must be four numbers fx,fy,cx,cy") from err
+    return Camera(fx, fy, cx, cy, width, height)
+
+
+def _cmd_depth(args: argparse.Namespace) -> int:
+    from mono_metric.datasets.base import read_rgb
+    from mono_metric.datasets.images import IMAGE_EXTENSIONS
+    from mono_metric.depth import Metric3D
+    from mono_metric.depth.export import save_depth_outputs
+
+    src = Path(args.input)
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    else:
+        files = [src]
+    if not files or not files[0].exists():
+        raise InputError(f"{src} is neither an image nor a folder of images")
+    model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
+    input_hw = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
+    out = Path(args.out)
+    for path in files:
+        image = read_rgb(path)
+        camera = _camera_from_args(args, image.shape[1], image.shape[0])
+        pred = model.predict(image, camera, input_hw=input_hw)
+        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
+        valid = pred.depth_m[pred.depth_m > 0]
+        print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
+              f"-> {', '.join(p.name for p in written)}")
+    print(f"wrote {len(files)} prediction(s) to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mono-metric", description="Monocular metric visual odometry.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -139,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="outputs/run")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_run)
+
+    dp = sub.add_parser("depth", help="metric depth of an image or a folder of images")
+    dp.add_argument("input", help="image file or folder of images")
+    dp.add_argument("--model", default="metric3d_convnext_tiny")
+    dp.add_argument("--weights", help="checkpoint file (default: cached official file)")
+    dp.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
+    dp.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height)")
+    dp.add_argument("--fov", type=float, help="horizontal field of view in degrees")
+    dp.add_argument("--input-size", help="network input HxW, e.g. 272x608 (multiples of 32); default official")
+    dp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    dp.add_argument("--out", default="outputs/depth")
+    dp.set_defaults(func=_cmd_depth)
 
     e = sub.add_parser("eval", help="evaluate an estimated trajectory against ground truth")
     e.add_argument("--gt", required=True)

@@ -74,3 +74,24 @@ def test_wrong_checkpoint_and_names(tmp_path):
     with pytest.raises(InputError, match="multiples of 32"):
         Metric3D.build("metric3d_convnext_tiny").predict(np.zeros((10, 10, 3), np.uint8),
                                                          Camera(10, 10, 5, 5, 10, 10), input_hw=(100, 100))
+
+
+def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
+    import cv2
+
+    from mono_metric.cli import main
+
+    _, path = tiny_checkpoint
+    img = np.random.default_rng(1).integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "frame.png"), img)
+    args = ["depth", str(tmp_path / "frame.png"), "--weights", str(path), "--input-size", "128x192",
+            "--out", str(tmp_path / "out")]
+    assert main(args + ["--fov", "60"]) == 0
+    depth_mm = cv2.imread(str(tmp_path / "out" / "frame_depth.png"), cv2.IMREAD_UNCHANGED)
+    depth_m = np.load(tmp_path / "out" / "frame_depth.npy")
+    assert depth_mm.dtype == np.uint16 and depth_mm.shape == (96, 160)
+    np.testing.assert_allclose(depth_mm / 1000.0, depth_m, atol=6e-4)
+    assert (tmp_path / "out" / "frame_cloud.ply").stat().st_size > 1000
+    assert "wrote 1 prediction" in capsys.readouterr().out
+    assert main(args) == 1  # no intrinsics given
+    assert main(args + ["--intrinsics", "100,100,80"]) == 1
