@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
     dp.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height)")
     dp.add_argument("--fov", type=float, help="horizontal field of view in degrees")
-    dp.add_argument("--input-size", help="network input HxW, e.g. 272x608 (multiples of 32); default official")
+    dp.add_argument("--input-size", help="network input HxW, e.g. 288x640 (multiples of 32); default official")
     dp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     dp.add_argument("--out", default="outputs/depth")
     dp.set_defaults(func=_cmd_depth)
