@@ -1,7 +1,8 @@
 """Metric3D models: named architectures, weights loading and ``predict(image, camera)``.
 
 The module tree mirrors the official checkpoints (``depth_model.encoder``/``depth_model.decoder``), so
-an official ``.pth`` file loads with ``strict=True``. Available here: the v1 ConvNeXt family.
+an official ``.pth`` file loads with ``strict=True``: v1 (ConvNeXt + hourglass) and v2 (DINOv2 ViT +
+RAFT-DPT decoder with normals).
 """
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from torch import nn
 
 from mono_metric.camera import Camera
 from mono_metric.depth.base import DepthPrediction
-from mono_metric.depth.canonical import (CONVNEXT_INPUT_HW, postprocess_depth, postprocess_map, preprocess)
+from mono_metric.depth.canonical import (CONVNEXT_INPUT_HW, VIT_INPUT_HW, postprocess_depth, postprocess_map,
+                                         postprocess_normal, preprocess)
 from mono_metric.depth.metric3d.convnext import CONVNEXT_SIZES, ConvNeXtEncoder
 from mono_metric.depth.metric3d.hourglass import HourglassDecoder
+from mono_metric.depth.metric3d.raft_dpt import RAFTDepthNormalDecoder
+from mono_metric.depth.metric3d.vit import VIT_SIZES, DinoV2Encoder
 from mono_metric.depth.weights import load_into, resolve_weights
 from mono_metric.errors import InputError
 
@@ -26,10 +30,11 @@ class ModelSpec:
     """How to build one named model.
 
     Attributes:
-        family: 'convnext' (v1).
+        family: 'convnext' (v1) or 'vit' (v2).
         size: key of the family's size table.
-        decoder_channels: hourglass decoder widths.
+        decoder_channels: decoder widths.
         input_hw: official network input (H, W).
+        feature_channels, hidden_channels, iters: v2 decoder settings.
         max_depth_m: clamp of metric outputs.
     """
 
@@ -37,12 +42,26 @@ class ModelSpec:
     size: str
     decoder_channels: tuple[int, ...]
     input_hw: tuple[int, int]
+    feature_channels: tuple[int, ...] = ()
+    hidden_channels: tuple[int, ...] = ()
+    iters: int = 0
     max_depth_m: float = 300.0
+
+    @property
+    def input_multiple(self) -> int:
+        """Network input sides must be multiples of this."""
+        return 32 if self.family == "convnext" else 28
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
     "metric3d_convnext_tiny": ModelSpec("convnext", "tiny", (64, 64, 128, 256), CONVNEXT_INPUT_HW),
     "metric3d_convnext_large": ModelSpec("convnext", "large", (128, 128, 256, 512), CONVNEXT_INPUT_HW),
+    "metric3d_vit_small": ModelSpec("vit", "small", (48, 96, 192, 384, 384), VIT_INPUT_HW,
+                                    (96, 192, 384, 768), (48,) * 4, iters=4),
+    "metric3d_vit_large": ModelSpec("vit", "large", (128, 256, 512, 1024, 1024), VIT_INPUT_HW,
+                                    (256, 512, 1024, 1024), (128,) * 4, iters=8),
+    "metric3d_vit_giant2": ModelSpec("vit", "giant2", (192, 384, 768, 1536, 1536), VIT_INPUT_HW,
+                                     (384, 768, 1536, 1536), (192,) * 4, iters=8),
 }
 
 
@@ -54,7 +73,8 @@ class DensePredictor(nn.Module):
         self.encoder, self.decoder = encoder, decoder
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decoder(self.encoder(x))
+        feats = self.encoder(x)
+        return self.decoder(*feats) if isinstance(feats, tuple) else self.decoder(feats)
 
 
 def build_depth_model(spec: ModelSpec) -> DensePredictor:
@@ -62,6 +82,11 @@ def build_depth_model(spec: ModelSpec) -> DensePredictor:
     if spec.family == "convnext":
         sizes = CONVNEXT_SIZES[spec.size]
         return DensePredictor(ConvNeXtEncoder(**sizes), HourglassDecoder(sizes["dims"], spec.decoder_channels))
+    if spec.family == "vit":
+        sizes = VIT_SIZES[spec.size]
+        decoder = RAFTDepthNormalDecoder(sizes["dim"], spec.feature_channels, spec.decoder_channels,
+                                         spec.hidden_channels, spec.iters)
+        return DensePredictor(DinoV2Encoder(**sizes), decoder)
     raise InputError(f"unknown model family {spec.family!r}")
 
 
@@ -96,6 +121,11 @@ class Metric3D(nn.Module):
         load_into(model, path, model_name=name)
         return model.to(device).eval()
 
+    def set_attention(self, mode: str) -> None:
+        """ViT models: 'sdpa' (fused, default) or 'plain' (reference softmax(q k^T) v)."""
+        if isinstance(self.depth_model.encoder, DinoV2Encoder):
+            self.depth_model.encoder.set_attention(mode)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -124,8 +154,9 @@ class Metric3D(nn.Module):
     def predict_batch(self, images, camera: Camera, input_hw: tuple[int, int] | None = None) -> list[DepthPrediction]:
         """:meth:`predict` for several images of one camera in one forward pass."""
         input_hw = tuple(input_hw or self.spec.input_hw)
-        if input_hw[0] % 32 or input_hw[1] % 32:
-            raise InputError(f"input size {input_hw} must be multiples of 32 for {self.name}")
+        m = self.spec.input_multiple
+        if input_hw[0] % m or input_hw[1] % m:
+            raise InputError(f"input size {input_hw} must be multiples of {m} for {self.name}")
         infos = [preprocess(img, camera, input_hw, device=self.device) for img in images]
         out = self(torch.cat([i.tensor for i in infos]))
         preds = []
@@ -133,7 +164,8 @@ class Metric3D(nn.Module):
             depth = postprocess_depth(out["depth"][k, 0], info, self.spec.max_depth_m)
             conf = postprocess_map(out["confidence"][k], info)[0]
             normal = out.get("normal")
-            preds.append(DepthPrediction(_np(depth), _np(conf), None if normal is None else _np(normal[k])))
+            normal = None if normal is None else _np(postprocess_normal(normal[k, :3], info))
+            preds.append(DepthPrediction(_np(depth), _np(conf), normal))
         return preds
 
 
