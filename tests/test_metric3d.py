@@ -95,3 +95,44 @@ def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
     assert "wrote 1 prediction" in capsys.readouterr().out
     assert main(args) == 1  # no intrinsics given
     assert main(args + ["--intrinsics", "100,100,80"]) == 1
+
+
+@pytest.fixture(scope="module")
+def vit_small_checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    model = Metric3D.build("metric3d_vit_small")
+    path = tmp_path_factory.mktemp("w") / "metric_depth_vit_small_800k.pth"
+    torch.save({"model_state_dict": model.state_dict()}, path)
+    return model, path
+
+
+def test_vit_small_loads_and_predicts_depth_and_normals(vit_small_checkpoint, shared_data):
+    from mono_metric.datasets.base import read_rgb
+
+    _, path = vit_small_checkpoint
+    model = Metric3D.from_pretrained("metric3d_vit_small", weights=path)
+    nyu = json.loads((shared_data / "metric3d_demo" / "data" / "nyu_demo" / "test_annotations.json").read_text())
+    entry = nyu["files"][0]
+    img = read_rgb(shared_data / "metric3d_demo" / entry["rgb"])
+    fx, fy, cx, cy = entry["cam_in"]
+    pred = model.predict(img, Camera(fx, fy, cx, cy, img.shape[1], img.shape[0]), input_hw=(280, 364))
+    assert pred.depth_m.shape == img.shape[:2] and np.isfinite(pred.depth_m).all()
+    # Canonical depth is clamped to [0.1, 200] m, then scaled by fx_scaled / 1000.
+    scale = min(280 / img.shape[0], 364 / img.shape[1]) * fx / 1000.0
+    assert pred.depth_m.min() >= 0.1 * scale * 0.999 and pred.depth_m.max() <= 200 * scale * 1.001
+    assert pred.normal.shape == (*img.shape[:2], 3)
+    np.testing.assert_allclose(np.linalg.norm(pred.normal, axis=-1), 1.0, atol=1e-3)
+
+
+def test_vit_fused_attention_equals_reference(vit_small_checkpoint):
+    model, _ = vit_small_checkpoint
+    x = torch.randn(1, 3, 112, 196)
+    with torch.no_grad():
+        model.set_attention("plain")
+        ref = model(x)
+        model.set_attention("sdpa")
+        fast = model(x)
+    for key in ("depth", "confidence", "normal"):
+        torch.testing.assert_close(fast[key], ref[key], rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="multiples of 28"):
+        model.predict(np.zeros((50, 50, 3), np.uint8), Camera(50, 50, 25, 25, 50, 50), input_hw=(100, 100))
