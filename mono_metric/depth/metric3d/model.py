@@ -6,6 +6,7 @@ RAFT-DPT decoder with normals).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,9 @@ class Metric3D(nn.Module):
         if name not in MODEL_SPECS:
             raise InputError(f"unknown depth model {name!r}; available: {', '.join(MODEL_SPECS)}")
         self.name, self.spec = name, MODEL_SPECS[name]
-        self.depth_model = build_depth_model(self.spec)
+        # channels-last convolutions run faster on CPU (oneDNN) and GPU; results differ only by rounding.
+        self.depth_model = build_depth_model(self.spec).to(memory_format=torch.channels_last)
+        self.autocast_dtype: torch.dtype | None = None  # e.g. torch.bfloat16: mixed precision on CUDA
         self.eval()
 
     @classmethod
@@ -133,7 +136,7 @@ class Metric3D(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(x.shape)}")
-        return self.depth_model(x)
+        return self.depth_model(x.contiguous(memory_format=torch.channels_last))
 
     @torch.inference_mode()
     def predict(self, image, camera: Camera, input_hw: tuple[int, int] | None = None) -> DepthPrediction:
@@ -158,7 +161,9 @@ class Metric3D(nn.Module):
         if input_hw[0] % m or input_hw[1] % m:
             raise InputError(f"input size {input_hw} must be multiples of {m} for {self.name}")
         infos = [preprocess(img, camera, input_hw, device=self.device) for img in images]
-        out = self(torch.cat([i.tensor for i in infos]))
+        amp = self.autocast_dtype is not None and self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=self.autocast_dtype) if amp else contextlib.nullcontext():
+            out = self(torch.cat([i.tensor for i in infos]))
         preds = []
         for k, info in enumerate(infos):
             depth = postprocess_depth(out["depth"][k, 0], info, self.spec.max_depth_m)

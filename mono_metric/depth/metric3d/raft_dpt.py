@@ -276,14 +276,14 @@ class RAFTDepthNormalDecoder(nn.Module):
         net = [torch.tanh(c[0]) for c in ctx]
         inp = [list(conv(F.relu(c[1])).split(conv.out_channels // 3, dim=1))
                for c, conv in zip(ctx, self.context_zqr_convs)]
-        up = None
         for _ in range(self.iters):
             net = self.update_block.step(net, inp, iter16=False, iter08=False)
             net = self.update_block.step(net, inp, iter16=True, iter08=False)
             net = self.update_block.step(net, inp, flow=state, iter16=True, iter08=True)
-            mask = 0.25 * self.update_block.mask(net[0])
             state = state + self.update_block.flow_head(net[0])
-            up = self.upsample_convex(state, mask)
+        # Only the last iteration's upsampling is an output, so the mask and the convex upsampling run
+        # once (the released code repeats them every iteration for its training losses).
+        up = self.upsample_convex(state, 0.25 * self.update_block.mask(net[0]))
         return {"depth": self.clamp(up[:, :1] * self.regress_scale + self.max_depth),
                 "confidence": up[:, 1:2],
                 "normal": normalize_normal(up[:, 2:])}
