@@ -1,11 +1,13 @@
 """mono_metric: monocular metric visual odometry and dense reconstruction.
 
-Public API (imports are light; heavy modules load on first use).
+Public API.
 """
 from mono_metric.camera import Camera
 from mono_metric.datasets import load_sequence
+from mono_metric.depth import DepthPrediction, Metric3D
 from mono_metric.errors import InputError
 from mono_metric.types import Frame, Trajectory
 
 __version__ = "0.1.0"
-__all__ = ["Camera", "Frame", "Trajectory", "InputError", "load_sequence", "__version__"]
+__all__ = ["Camera", "Frame", "Trajectory", "InputError", "Metric3D", "DepthPrediction", "load_sequence",
+           "__version__"]
