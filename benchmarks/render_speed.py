@@ -23,7 +23,7 @@ def main() -> None:
             seq[i]
         ms = (time.perf_counter() - t0) / args.frames * 1000.0
         rows.append((scene, f"{size[0]}x{size[1]}", len(seq.scene.triangles), ms))
-    print(f"| scene | resolution | triangles | ms/frame (RGB + depth) |\n|---|---|---|---|")
+    print("| scene | resolution | triangles | ms/frame (RGB + depth) |\n|---|---|---|---|")
     for scene, res, tris, ms in rows:
         print(f"| {scene} | {res} | {tris} | {ms:.0f} |")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mono_metric.errors import InputError
+from mono_metric.errors import InputError, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -90,15 +90,7 @@ class Camera:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Camera":
         """Read ``fx, fy, cx, cy, width, height`` (or ``hfov_deg, width, height``) from YAML."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"intrinsics file {path} does not exist; pass an existing YAML file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise InputError(f"intrinsics file {path} is not valid YAML: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"intrinsics file {path} must hold a mapping of fx, fy, cx, cy, width, height")
+        data = read_yaml_mapping(path, "intrinsics file", "fx, fy, cx, cy, width, height")
         try:
             if "hfov_deg" in data:
                 return cls.from_fov(float(data["hfov_deg"]), int(data["width"]), int(data["height"]))

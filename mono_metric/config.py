@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from mono_metric.errors import InputError
+from mono_metric.errors import InputError, read_yaml_mapping
 
 
 @dataclass
@@ -130,17 +130,7 @@ def config_from_dict(data: dict | None) -> Config:
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Load ``configs/*.yaml``-style files; ``None`` gives the defaults. ``overrides`` are merged per section."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise InputError(f"config file {path} is not valid YAML: {err}") from err
-        if not isinstance(data, dict):
-            raise InputError(f"config file {path} must hold a mapping of sections")
+    data = read_yaml_mapping(path, "config file", "sections") if path is not None else {}
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     return config_from_dict(data)
