@@ -17,7 +17,7 @@ from mono_metric.errors import InputError
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mono_metric.eval.plot import plot_top_view
-    from mono_metric.eval.trajectory import ate, evaluate_trajectory
+    from mono_metric.eval.trajectory import evaluate_trajectory
     from mono_metric.types import Trajectory
 
     gt, est = Trajectory.read(args.gt, args.format), Trajectory.read(args.est, args.format)
@@ -26,7 +26,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_top_view(out / "trajectory.png", est, gt, ate(gt, est).T_gt_est, title=Path(args.est).name)
+    plot_top_view(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]), title=Path(args.est).name)
     print(_format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'trajectory.png'}")
     return 0

@@ -18,7 +18,7 @@ from mono_metric.datasets.base import Sequence
 from mono_metric.depth_sources import make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import plot_top_view
-from mono_metric.eval.trajectory import ate, evaluate_trajectory
+from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import rotmat_to_quat
 from mono_metric.odometry import Odometry
 from mono_metric.types import Trajectory
@@ -86,7 +86,8 @@ class OdometryPipeline:
             metrics = evaluate_trajectory(gt, est)
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
             gt.write_tum(self.out_dir / "gt_tum.txt")
-            plot_top_view(self.out_dir / "trajectory.png", est, gt, ate(gt, est).T_gt_est, title=seq.name)
+            plot_top_view(self.out_dir / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
+                          title=seq.name)
             summary["metrics"] = metrics
         return summary
 

@@ -106,5 +106,5 @@ def _find_pose_file(seq_dir: Path, sequence: str) -> Path | None:
 
 
 def looks_like_kitti(path: Path) -> bool:
-    return (path / "calib.txt").is_file() or any(path.glob("sequences/*/calib.txt")) or \
-        any(path.glob("*/calib.txt")) and path.name == "sequences"
+    return ((path / "calib.txt").is_file() or any(path.glob("sequences/*/calib.txt"))
+            or (path.name == "sequences" and any(path.glob("*/calib.txt"))))
