@@ -1,0 +1,1 @@
+"""Training: canonical-space losses (the training loop arrives with the training issue)."""
