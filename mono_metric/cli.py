@@ -80,8 +80,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.skip_missing:
         opts["missing"] = "skip"
     seq = load_sequence(args.path, args.kind, **opts)
-    overrides = {"depth": {"source": args.depth}} if args.depth else None
-    cfg = load_config(args.config, overrides)
+    depth = {k: v for k, v in (("source", args.depth), ("weights", args.weights), ("device", args.device)) if v}
+    cfg = load_config(args.config, {"depth": depth} if depth else None)
     summary = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet).run()
     _print_summary(summary)
     return 0
@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kind", choices=["kitti", "tum", "images", "video", "synthetic"])
     r.add_argument("--sequence", help="KITTI sequence id, e.g. 06")
     r.add_argument("--config", help="configs/*.yaml")
-    r.add_argument("--depth", choices=["gt", "gt_degraded"], help="override depth.source")
+    r.add_argument("--depth", help="override depth.source: gt, gt_degraded or a Metric3D model name")
+    r.add_argument("--weights", help="checkpoint of the depth model (default: cached official file)")
+    r.add_argument("--device", help="where the depth model runs: cpu, cuda, ...")
     r.add_argument("--fov", type=float, help="horizontal field of view in degrees (images/video)")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
     r.add_argument("--stride", type=int, default=1)

@@ -20,20 +20,32 @@ class DepthConfig:
     """Where per-frame metric depth comes from.
 
     Attributes:
-        source: 'gt' (ground-truth depth of the sequence) or 'gt_degraded' (GT with Metric3D-like
-            error: a smooth low-frequency scale field, multiplicative noise and holes).
+        source: 'gt' (ground-truth depth of the sequence), 'gt_degraded' (GT with Metric3D-like
+            error: a smooth low-frequency scale field, multiplicative noise and holes), or a Metric3D
+            model name (e.g. 'metric3d_vit_small') run on every frame.
         degrade_abs_rel: target mean relative error of 'gt_degraded'.
         max_depth_m: depth beyond this is ignored.
+        weights: checkpoint file of the model (None: the cached official file).
+        device: where the model runs ('cpu', 'cuda', 'cuda:1', ...).
+        input_hw: network input [H, W] (None: the model's official size).
     """
 
     source: str = "gt"
     degrade_abs_rel: float = 0.06
     max_depth_m: float = 80.0
+    weights: str | None = None
+    device: str = "cpu"
+    input_hw: list | None = None
 
     def validate(self) -> None:
-        _choice("depth.source", self.source, ("gt", "gt_degraded"))
+        from mono_metric.depth.metric3d.model import MODEL_SPECS
+
+        _choice("depth.source", self.source, ("gt", "gt_degraded", *MODEL_SPECS))
         _in_range("depth.degrade_abs_rel", self.degrade_abs_rel, 0.0, 0.5)
         _in_range("depth.max_depth_m", self.max_depth_m, 0.1, 1000.0)
+        if self.input_hw is not None and (len(self.input_hw) != 2 or not all(
+                isinstance(v, int) and v > 0 for v in self.input_hw)):
+            raise InputError(f"config depth.input_hw={self.input_hw!r} must be two positive integers [H, W]")
 
 
 @dataclass
@@ -115,6 +127,8 @@ def _coerce(key: str, value, hint):
     if value is None and type(None) in allowed:
         return None
     for t in allowed:
+        if t is list and isinstance(value, list):
+            return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if t in (int, str, bool) and type(value) is t:

@@ -53,10 +53,32 @@ class DegradedDepth:
         return np.where(gt > 0, depth, 0.0).astype(np.float32)
 
 
-def make_depth_source(source: str, abs_rel: float = 0.06, seed: int = 0):
-    """The depth source named ``source`` ('gt' or 'gt_degraded')."""
-    if source == "gt":
+class NetworkDepth:
+    """Metric depth predicted by a Metric3D model from each frame's image and camera.
+
+    Args:
+        model: a loaded :class:`~mono_metric.depth.Metric3D`.
+        input_hw: network input size, None for the official one.
+    """
+
+    def __init__(self, model, input_hw: tuple[int, int] | None = None):
+        self.model, self.input_hw = model, input_hw
+
+    def __call__(self, frame: Frame) -> np.ndarray:
+        depth = self.model.predict(frame.image, frame.camera, input_hw=self.input_hw).depth_m
+        if not np.isfinite(depth).all() or not (depth > 0).any():
+            raise InputError(f"frame {frame.index}: the depth model returned NaN/inf or no positive depth; "
+                             "check the weights file and the intrinsics")
+        return depth
+
+
+def make_depth_source(config) -> object:
+    """The depth source of a :class:`~mono_metric.config.DepthConfig`: a callable ``frame -> depth_m``."""
+    if config.source == "gt":
         return GroundTruthDepth()
-    if source == "gt_degraded":
-        return DegradedDepth(abs_rel=abs_rel, seed=seed)
-    raise InputError(f"unknown depth source {source!r}; use 'gt' or 'gt_degraded'")
+    if config.source == "gt_degraded":
+        return DegradedDepth(abs_rel=config.degrade_abs_rel)
+    from mono_metric.depth import Metric3D
+
+    model = Metric3D.from_pretrained(config.source, config.weights, device=config.device)
+    return NetworkDepth(model, tuple(config.input_hw) if config.input_hw else None)

@@ -47,7 +47,7 @@ class OdometryPipeline:
     def run(self) -> dict:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths)."""
         seq, cfg = self.sequence, self.config
-        depth_source = make_depth_source(cfg.depth.source, cfg.depth.degrade_abs_rel)
+        depth_source = make_depth_source(cfg.depth)
         odo = Odometry(cfg.tracking, seq.camera, cfg.depth.max_depth_m)
         cfg.save(self.out_dir / "config.yaml")
         timings = {"load": 0.0, "depth": 0.0, "tracking": 0.0}

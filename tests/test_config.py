@@ -38,3 +38,12 @@ def test_ints_are_floats_and_overrides(tmp_path):
     assert cfg.depth.source == "gt_degraded"
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "none.yaml")
+
+
+def test_depth_model_source_validated():
+    cfg = config_from_dict({"depth": {"source": "metric3d_vit_small", "input_hw": [308, 532]}})
+    assert cfg.depth.input_hw == [308, 532]
+    with pytest.raises(InputError, match="depth.source"):
+        config_from_dict({"depth": {"source": "metric3d_vit_huge"}})
+    with pytest.raises(InputError, match="input_hw"):
+        config_from_dict({"depth": {"input_hw": [308]}})

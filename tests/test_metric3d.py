@@ -136,3 +136,21 @@ def test_vit_fused_attention_equals_reference(vit_small_checkpoint):
         torch.testing.assert_close(fast[key], ref[key], rtol=1e-4, atol=1e-4)
     with pytest.raises(InputError, match="multiples of 28"):
         model.predict(np.zeros((50, 50, 3), np.uint8), Camera(50, 50, 25, 25, 50, 50), input_hw=(100, 100))
+
+
+def test_run_pipeline_with_network_depth(tiny_checkpoint, tmp_path, capsys):
+    """The odometry runs on a depth network's output end to end (random weights: a smoke test)."""
+    import yaml
+
+    from mono_metric.cli import main
+
+    _, path = tiny_checkpoint
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text(yaml.safe_dump({"depth": {"source": "metric3d_convnext_tiny", "weights": str(path),
+                                             "input_hw": [128, 192], "max_depth_m": 500.0}}))
+    out = tmp_path / "run"
+    assert main(["run", "synthetic:room?seed=1&frames=4&width=160&height=120", "--config", str(cfg),
+                 "--out", str(out), "--quiet"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["depth"]["source"] == "metric3d_convnext_tiny" and saved["depth"]["input_hw"] == [128, 192]
+    assert len((out / "trajectory_tum.txt").read_text().splitlines()) == 4
