@@ -2,7 +2,7 @@
 
 This is the baseline frame loop: corners tracked frame to frame with pyramidal Lucas-Kanade,
 lifted to 3D with the previous frame's metric depth, and the current pose solved by PnP-RANSAC
-followed by Levenberg-Marquardt refinement on the inliers. Metric depth fixes the scale, so the
+followed by Levenberg-Marquardt refinement on the inliers (OpenCV, or robust with pypose). Metric depth fixes the scale, so the
 trajectory is in metres without any scale alignment. The core does no file I/O.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.geometry import inv_se3, make_se3
+from mono_metric.geometry import inv_se3
+from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.types import Trajectory
 
 
@@ -95,18 +96,15 @@ class Odometry:
         if good.sum() < cfg.min_inliers:
             return TrackResult(guess, "lost", 0, int(good.sum()))
         obj, img = self._prev_xyz_world[good], uv[good].astype(np.float64)
-        T_cam_world_guess = inv_se3(guess)
-        rvec0, _ = cv2.Rodrigues(T_cam_world_guess[:3, :3])
-        ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, self._K, None, rvec0.copy(),
-                                                 T_cam_world_guess[:3, 3].reshape(3, 1).copy(), True,
-                                                 iterationsCount=200, reprojectionError=cfg.ransac_reproj_px,
-                                                 confidence=0.999, flags=cv2.SOLVEPNP_ITERATIVE)
-        if not ok or inl is None or len(inl) < cfg.min_inliers:
-            return TrackResult(guess, "lost", 0 if inl is None else len(inl), int(good.sum()))
-        inl = inl[:, 0]
-        rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], self._K, None, rvec, tvec)
-        R, _ = cv2.Rodrigues(rvec)
-        return TrackResult(inv_se3(make_se3(R, tvec[:, 0])), "ok", len(inl), int(good.sum()))
+        pnp = solve_pnp_ransac(obj, img, self._K, cfg.ransac_reproj_px, cfg.min_inliers, inv_se3(guess))
+        if not pnp.ok:
+            return TrackResult(guess, "lost", len(pnp.inliers), int(good.sum()))
+        obj, img = obj[pnp.inliers], img[pnp.inliers]
+        if cfg.refine == "pypose":
+            T_cam_world = refine_pose_lm(obj, img, self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
+        else:
+            T_cam_world = refine_pose_opencv(obj, img, self._K, pnp.T_cam_world)
+        return TrackResult(inv_se3(T_cam_world), "ok", len(pnp.inliers), int(good.sum()))
 
     def _constant_velocity(self) -> np.ndarray:
         if len(self._poses) < 2:

@@ -50,3 +50,11 @@ def test_black_frame_is_lost_not_fatal():
         statuses.append(odo.track(image, f.timestamp, f.depth_m).status)
     assert statuses[4] == "lost" and statuses[-1] in ("ok", "lost")
     assert np.isfinite(odo.trajectory().T_world_cam).all()
+
+
+def test_robust_pypose_refinement_in_the_loop():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=5, frames=8, speed_mps=1.5))
+    odo = Odometry(TrackingConfig(refine="pypose"), seq.camera)
+    statuses = [odo.track(f.image, f.timestamp, f.depth_m).status for f in seq]
+    assert statuses.count("ok") == 7
+    assert ate(seq.gt, odo.trajectory()).rmse_m < 0.01
