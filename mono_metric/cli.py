@@ -194,12 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("depth", help="metric depth of an image or a folder of images")
     dp.add_argument("input", help="image file or folder of images")
-    dp.add_argument("--model", default="metric3d_convnext_tiny")
+    dp.add_argument("--model", default="metric3d_vit_small", help="a Metric3D model name")
     dp.add_argument("--weights", help="checkpoint file (default: cached official file)")
     dp.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
     dp.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height)")
     dp.add_argument("--fov", type=float, help="horizontal field of view in degrees")
-    dp.add_argument("--input-size", help="network input HxW, e.g. 288x640 (multiples of 32); default official")
+    dp.add_argument("--input-size", help="network input HxW (multiples of 32 for ConvNeXt, 28 for ViT); "
+                    "default: the official size")
     dp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     dp.add_argument("--out", default="outputs/depth")
     dp.set_defaults(func=_cmd_depth)

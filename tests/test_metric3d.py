@@ -84,8 +84,8 @@ def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
     _, path = tiny_checkpoint
     img = np.random.default_rng(1).integers(0, 255, (96, 160, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "frame.png"), img)
-    args = ["depth", str(tmp_path / "frame.png"), "--weights", str(path), "--input-size", "128x192",
-            "--out", str(tmp_path / "out")]
+    args = ["depth", str(tmp_path / "frame.png"), "--model", "metric3d_convnext_tiny", "--weights", str(path),
+            "--input-size", "128x192", "--out", str(tmp_path / "out")]
     assert main(args + ["--fov", "60"]) == 0
     depth_mm = cv2.imread(str(tmp_path / "out" / "frame_depth.png"), cv2.IMREAD_UNCHANGED)
     depth_m = np.load(tmp_path / "out" / "frame_depth.npy")
