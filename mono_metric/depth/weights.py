@@ -83,7 +83,8 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: bool = T
         shutil.move(tmp, dest)
         return dest
     except (urllib.error.URLError, OSError) as err:
-        raise InputError(f"cannot download {url} ({err}); download it by hand to {dest}") from err
+        reason = getattr(err, "reason", None) or err
+        raise InputError(f"cannot download {url} ({reason})") from err
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -118,8 +119,8 @@ def resolve_weights(name: str, weights: str | Path | None = None, allow_download
     try:
         return download(entry.url, path, entry.sha256)
     except InputError as err:
-        raise InputError(f"no weights for {name} and the download failed ({err}); put {entry.filename} "
-                         f"(from {entry.url}) at {path}, or pass weights=PATH") from err
+        raise InputError(f"no weights for {name}: {err}. Put that file at {path}, "
+                         "or pass weights=PATH (--weights on the command line)") from err
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
