@@ -3,7 +3,8 @@
 set -euo pipefail
 PY="${1:-python3}"
 need=()
-ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+ldconfig_bin=$(command -v ldconfig || echo /sbin/ldconfig)   # not on PATH for ordinary users on Debian
+"$ldconfig_bin" -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null || need+=(libusb-1.0-0)  # no -q: SIGPIPE + pipefail
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
