@@ -28,6 +28,9 @@ _DEFAULTS = {
 }
 
 
+_INT_OPTIONS = {"seed", "frames", "width", "height"}
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Parameters of a synthetic sequence; ``None`` intrinsics/motion take the scene's default.
@@ -79,13 +82,12 @@ class SyntheticConfig:
         body = spec.split(":", 1)[1] if spec.startswith("synthetic:") else spec
         scene, _, query = body.partition("?")
         kwargs: dict = {"scene": scene or "street"}
-        types = {f.name: f.type for f in fields(cls)}
+        known = [f.name for f in fields(cls) if f.name != "scene"]
         for key, val in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-            if key not in types or key == "scene":
-                raise InputError(f"unknown synthetic option {key!r} in {spec!r}; "
-                                 f"known: {', '.join(k for k in types if k != 'scene')}")
+            if key not in known:
+                raise InputError(f"unknown synthetic option {key!r} in {spec!r}; known: {', '.join(known)}")
             try:
-                kwargs[key] = int(val) if "int" in str(types[key]) and "float" not in str(types[key]) else float(val)
+                kwargs[key] = int(val) if key in _INT_OPTIONS else float(val)
             except ValueError as err:
                 raise InputError(f"synthetic option {key}={val!r} in {spec!r} is not a number") from err
         return cls(**kwargs)
