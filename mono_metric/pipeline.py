@@ -19,9 +19,8 @@ from mono_metric.depth_sources import make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import plot_top_view
 from mono_metric.eval.trajectory import evaluate_trajectory
-from mono_metric.geometry import rotmat_to_quat
 from mono_metric.odometry import Odometry
-from mono_metric.types import Trajectory
+from mono_metric.types import Trajectory, format_kitti, format_tum
 
 
 class OdometryPipeline:
@@ -93,9 +92,8 @@ class OdometryPipeline:
 
 
 def _append_pose(kitti_f, tum_f, timestamp: float, T: np.ndarray) -> None:
-    kitti_f.write(" ".join(f"{v:.9e}" for v in T[:3, :].reshape(-1)) + "\n")
-    q = rotmat_to_quat(T[None, :3, :3])[0]
-    tum_f.write(f"{timestamp:.6f} " + " ".join(f"{v:.9f}" for v in (*T[:3, 3], *q)) + "\n")
+    kitti_f.write(format_kitti(T[None]))
+    tum_f.write(format_tum(np.array([timestamp]), T[None]))
     kitti_f.flush()
     tum_f.flush()
 

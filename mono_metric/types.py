@@ -92,8 +92,7 @@ class Trajectory:
 
     def write_kitti(self, path: str | Path) -> None:
         """Write 12 numbers a line (row-major top 3x4 of ``T_world_cam``)."""
-        rows = self.T_world_cam[:, :3, :].reshape(-1, 12)
-        np.savetxt(path, rows, fmt="%.9e")
+        Path(path).write_text(format_kitti(self.T_world_cam))
 
     # ------------------------------------------------------------------ TUM format
     @classmethod
@@ -104,9 +103,7 @@ class Trajectory:
 
     def write_tum(self, path: str | Path) -> None:
         """Write ``timestamp tx ty tz qx qy qz qw`` lines."""
-        q = rotmat_to_quat(self.T_world_cam[:, :3, :3])
-        rows = np.column_stack([self.timestamps, self.positions, q])
-        np.savetxt(path, rows, fmt=["%.6f"] + ["%.9f"] * 7)
+        Path(path).write_text(format_tum(self.timestamps, self.T_world_cam))
 
     @classmethod
     def read(cls, path: str | Path, fmt: str) -> "Trajectory":
@@ -116,6 +113,20 @@ class Trajectory:
         if fmt == "tum":
             return cls.read_tum(path)
         raise InputError(f"unknown trajectory format {fmt!r}; use 'kitti' or 'tum'")
+
+
+def format_kitti(T_world_cam: np.ndarray) -> str:
+    """KITTI pose lines (12 numbers, row-major top 3x4) of (N, 4, 4) poses, newline-terminated."""
+    rows = np.asarray(T_world_cam)[:, :3, :].reshape(-1, 12)
+    return "".join(" ".join(f"{v:.9e}" for v in row) + "\n" for row in rows)
+
+
+def format_tum(timestamps: np.ndarray, T_world_cam: np.ndarray) -> str:
+    """TUM lines ``t tx ty tz qx qy qz qw`` of (N,) timestamps and (N, 4, 4) poses, newline-terminated."""
+    T = np.asarray(T_world_cam)
+    q = rotmat_to_quat(T[:, :3, :3])
+    return "".join(f"{t:.6f} " + " ".join(f"{v:.9f}" for v in (*T[i, :3, 3], *q[i])) + "\n"
+                   for i, t in enumerate(np.asarray(timestamps, dtype=np.float64).reshape(-1)))
 
 
 def _read_numeric_rows(path: str | Path, ncols: int, what: str) -> np.ndarray:
