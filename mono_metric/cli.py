@@ -113,24 +113,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _camera_from_args(args: argparse.Namespace, width: int, height: int):
+def _camera_from_args(args: argparse.Namespace, width: int, height: int, source: Path):
     from mono_metric.camera import Camera
+    from mono_metric.datasets.images import resolve_camera
 
-    given = [a is not None for a in (args.intrinsics, args.camera, args.fov)]
-    if sum(given) != 1:
+    if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) != 1:
         raise InputError("give exactly one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
-    if args.fov is not None:
-        return Camera.from_fov(args.fov, width, height)
-    if args.camera is not None:
-        cam = Camera.from_yaml(args.camera)
-        if (cam.width, cam.height) != (width, height):
-            raise InputError(f"{args.camera} is for {cam.width}x{cam.height} images, not {width}x{height}")
-        return cam
-    try:
-        fx, fy, cx, cy = (float(v) for v in args.intrinsics.split(","))
-    except ValueError as err:
-        raise InputError(f"--intrinsics {args.intrinsics!r} must be four numbers fx,fy,cx,cy") from err
-    return Camera(fx, fy, cx, cy, width, height)
+    camera = None
+    if args.intrinsics is not None:
+        try:
+            fx, fy, cx, cy = (float(v) for v in args.intrinsics.split(","))
+        except ValueError as err:
+            raise InputError(f"--intrinsics {args.intrinsics!r} must be four numbers fx,fy,cx,cy") from err
+        camera = Camera(fx, fy, cx, cy, width, height)
+    return resolve_camera(width, height, camera, args.camera, args.fov, source)
 
 
 def _cmd_depth(args: argparse.Namespace) -> int:
@@ -151,7 +147,7 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for path in files:
         image = read_rgb(path)
-        camera = _camera_from_args(args, image.shape[1], image.shape[0])
+        camera = _camera_from_args(args, image.shape[1], image.shape[0], path)
         pred = model.predict(image, camera, input_hw=input_hw)
         written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
         valid = pred.depth_m[pred.depth_m > 0]
