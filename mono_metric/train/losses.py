@@ -6,6 +6,7 @@ ground truth is 0, NaN or inf. Every loss returns a scalar tensor.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,21 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, varianc
     return per_image[valid.flatten(1).any(1)].mean() if valid.any() else pred.sum() * 0.0
 
 
+def _sample_pixels(valid: torch.Tensor, count: int, group: int,
+                   generator: torch.Generator | None) -> torch.Tensor | None:
+    """(count, group) flat indices drawn with replacement from the True pixels of ``valid`` (1, H, W),
+    or None when fewer than ``group`` pixels are valid."""
+    idx = torch.nonzero(valid.flatten(), as_tuple=False)[:, 0]
+    if len(idx) < group:
+        return None
+    return idx[torch.randint(0, len(idx), (count, group), generator=generator)]
+
+
+def _mean_or_zero(losses: list[torch.Tensor], pred: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample losses; a zero that keeps the graph when nothing could be evaluated."""
+    return torch.stack(losses).mean() if losses else pred.sum() * 0.0
+
+
 def _median_mad_normalise(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """(x - median) / mean|x - median| over the valid entries of a 1D tensor."""
     v = x[valid]
@@ -71,7 +87,7 @@ def rpnl_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, num_crop
             p = _median_mad_normalise(pred[b, 0, top:top + h, left:left + w], v)
             g = _median_mad_normalise(gt[b, 0, top:top + h, left:left + w], v)
             losses.append((p - g).abs().mean())
-    return torch.stack(losses).mean() if losses else pred.sum() * 0.0
+    return _mean_or_zero(losses, pred)
 
 
 def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -95,24 +111,24 @@ def vnl_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, K: torch.
     valid = _check(pred, gt, mask)
     P_gt = backproject(_safe(gt, valid), K).flatten(2)  # (B, 3, HW)
     P_pr = backproject(pred, K).flatten(2)
+    max_cos = math.cos(math.radians(min_angle_deg))
     losses = []
     for b in range(gt.shape[0]):
-        idx = torch.nonzero(valid[b].flatten(), as_tuple=False)[:, 0]
-        if len(idx) < 3:
+        pick = _sample_pixels(valid[b], num_triplets, 3, generator)
+        if pick is None:
             continue
-        pick = idx[torch.randint(0, len(idx), (num_triplets, 3), generator=generator)]
         g, p = P_gt[b][:, pick].permute(1, 2, 0), P_pr[b][:, pick].permute(1, 2, 0)  # (T, 3 points, 3)
         e = torch.stack((g[:, 1] - g[:, 0], g[:, 2] - g[:, 1], g[:, 0] - g[:, 2]), dim=1)
         lengths = e.norm(dim=-1)
         cos = torch.stack([-(e[:, i] * e[:, (i + 1) % 3]).sum(-1) / (lengths[:, i] * lengths[:, (i + 1) % 3] + _EPS)
                            for i in range(3)], dim=1)
-        ok = (lengths > min_dist_m).all(1) & (cos < torch.cos(torch.deg2rad(torch.tensor(min_angle_deg)))).all(1)
+        ok = (lengths > min_dist_m).all(1) & (cos < max_cos).all(1)
         if not ok.any():
             continue
         n_g = F.normalize(torch.cross(g[ok, 1] - g[ok, 0], g[ok, 2] - g[ok, 0], dim=-1), dim=-1, eps=_EPS)
         n_p = F.normalize(torch.cross(p[ok, 1] - p[ok, 0], p[ok, 2] - p[ok, 0], dim=-1), dim=-1, eps=_EPS)
         losses.append((n_g - n_p).abs().sum(-1).mean())
-    return torch.stack(losses).mean() if losses else pred.sum() * 0.0
+    return _mean_or_zero(losses, pred)
 
 
 def normals_from_depth(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -135,15 +151,14 @@ def pwn_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, K: torch.
     n_pr = pred_normal if pred_normal is not None else normals_from_depth(pred, K)
     losses = []
     for b in range(gt.shape[0]):
-        idx = torch.nonzero(inner[b].flatten(), as_tuple=False)[:, 0]
-        if len(idx) < 2:
+        pair = _sample_pixels(inner[b], num_pairs, 2, generator)
+        if pair is None:
             continue
-        pair = idx[torch.randint(0, len(idx), (num_pairs, 2), generator=generator)]
         g, p = n_gt[b].flatten(1)[:, pair], n_pr[b].flatten(1)[:, pair]  # (3, P, 2)
         cos_g = (g[:, :, 0] * g[:, :, 1]).sum(0)
         cos_p = (p[:, :, 0] * p[:, :, 1]).sum(0)
         losses.append((cos_g - cos_p).abs().mean())
-    return torch.stack(losses).mean() if losses else pred.sum() * 0.0
+    return _mean_or_zero(losses, pred)
 
 
 @dataclass
