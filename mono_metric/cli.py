@@ -1,4 +1,4 @@
-"""Command line: ``mono-metric demo | run | depth | eval``.
+"""Command line: ``mono-metric demo | run | depth | train | eval``.
 
 Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceback.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mono_metric.errors import InputError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -77,6 +79,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         opts["stride"] = args.stride
     if args.fov is not None:
         opts["fov_deg"] = args.fov
+    if args.intrinsics is not None:
+        opts["camera"] = _parse_intrinsics(args.intrinsics)
+    if args.camera is not None:
+        opts["intrinsics"] = args.camera
+    if args.max_width is not None:
+        opts["max_width"] = args.max_width
     if args.skip_missing:
         opts["missing"] = "skip"
     seq = load_sequence(args.path, args.kind, **opts)
@@ -87,12 +95,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_intrinsics(text: str) -> tuple[float, float, float, float]:
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError(f"--intrinsics {text!r} must be four numbers fx,fy,cx,cy") from err
+    return fx, fy, cx, cy
+
+
 def _print_summary(summary: dict) -> None:
     t = summary["timings"]
-    print(f"{summary['sequence']}: {summary['frames']} frames, {summary['lost_frames']} lost, "
-          f"tracking {t['tracking_fps']:.1f} fps (excluding frame loading and depth)")
+    print(f"{summary['sequence']}: {summary['frames']} frames, {summary['keyframes']} keyframes, "
+          f"{summary['lost_frames']} lost{' ' + str(summary['lost_spans']) if summary['lost_spans'] else ''}")
+    print(f"speed: {t['overall_fps']:.2f} fps overall; tracking {t['tracking_fps']:.1f} fps without the network; "
+          f"{t['depth_calls_per_frame']:.2f} depth calls per frame; per frame (ms): "
+          + ", ".join(f"{k} {t[k + '_ms_per_frame']:.0f}" for k in ("load", "depth", "tracking", "fusion")))
     if "metrics" in summary:
         print(_format_metrics(summary["metrics"]))
+    if "map" in summary:
+        print(f"map: {summary['map']['fused_keyframes']} keyframes fused, {summary['map']['voxel_blocks']} voxel blocks"
+              + (f"; mesh accuracy vs GT {100 * summary['map']['accuracy_m']:.1f} cm (mean), "
+                 f"{100 * summary['map']['accuracy_median_m']:.1f} cm (median)" if "accuracy_m" in summary["map"] else ""))
     print(f"results in {summary['out_dir']}")
 
 
@@ -103,9 +126,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     seq = SyntheticSequence(SyntheticConfig(scene=args.scene, seed=args.seed, frames=args.frames))
     out = Path(args.out)
-    print(f"mono_metric demo: rendering {seq} with exact ground truth")
+    config = args.config or REPO_CONFIGS / f"synthetic_{args.scene}.yaml"
+    if args.config is None and not config.is_file():
+        raise InputError(f"demo settings {config} not found (installed without the repository?); pass --config FILE")
+    print(f"mono_metric demo: rendering {seq} with exact ground truth; settings {config}")
     t0 = time.perf_counter()
-    cfg = load_config(overrides={"depth": {"source": args.depth}})
+    cfg = load_config(config, {"depth": {"source": args.depth}} if args.depth else None)
+    print(f"depth: {cfg.depth.source}" + (" (embedded, trained on the synthetic world; no download)"
+                                          if cfg.depth.source == "mono_metric_tiny" else ""))
     summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet).run()
     seq.export_mesh(out / "scene_gt_mesh.ply")
     _print_summary(summary)
@@ -114,18 +142,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _camera_from_args(args: argparse.Namespace, width: int, height: int, source: Path):
-    from mono_metric.camera import Camera
     from mono_metric.datasets.images import resolve_camera
 
     if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) != 1:
         raise InputError("give exactly one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
-    camera = None
-    if args.intrinsics is not None:
-        try:
-            fx, fy, cx, cy = (float(v) for v in args.intrinsics.split(","))
-        except ValueError as err:
-            raise InputError(f"--intrinsics {args.intrinsics!r} must be four numbers fx,fy,cx,cy") from err
-        camera = Camera(fx, fy, cx, cy, width, height)
+    camera = _parse_intrinsics(args.intrinsics) if args.intrinsics is not None else None
     return resolve_camera(width, height, camera, args.camera, args.fov, source)
 
 
@@ -157,6 +178,21 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mono_metric.train.config import load_train_config
+    from mono_metric.train.trainer import train
+
+    overrides = {k: v for k, v in (("steps", args.steps), ("init_weights", args.init_weights)) if v is not None}
+    cfg = load_train_config(args.config, overrides)
+    print(f"training {cfg.model} ({cfg.cstm} canonical transform, {cfg.steps} steps) -> {args.out}")
+    metrics = train(cfg, args.out, resume=args.resume, progress=not args.quiet, device=args.device)
+    for group, m in sorted(metrics.items()):
+        print(f"val {group:>7}: AbsRel {m['abs_rel']:.3f}  delta1 {m['d1']:.3f}  RMSE {m['rmse']:.2f} m "
+              f"({m['frames']} frames)")
+    print(f"weights: {Path(args.out) / 'model.pt'}; log: {Path(args.out) / 'log.jsonl'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mono-metric", description="Monocular metric visual odometry.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -166,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--scene", default="street", choices=["street", "room"])
     d.add_argument("--frames", type=int, default=150)
     d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--depth", default="gt_degraded", choices=["gt", "gt_degraded"],
-                   help="depth source: exact GT or GT degraded like a monocular network")
+    d.add_argument("--depth", help="override depth.source: mono_metric_tiny (the config's default, embedded "
+                   "model), gt (exact), gt_degraded (GT with network-like error) or a Metric3D model name")
+    d.add_argument("--config", help="settings (default: configs/synthetic_SCENE.yaml)")
     d.add_argument("--out", default="outputs/demo")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
@@ -177,10 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kind", choices=["kitti", "tum", "images", "video", "synthetic"])
     r.add_argument("--sequence", help="KITTI sequence id, e.g. 06")
     r.add_argument("--config", help="configs/*.yaml")
-    r.add_argument("--depth", help="override depth.source: gt, gt_degraded or a Metric3D model name")
+    r.add_argument("--depth", "--depth-model", dest="depth",
+                   help="override depth.source: gt, gt_degraded, mono_metric_tiny or a Metric3D model name")
     r.add_argument("--weights", help="checkpoint of the depth model (default: cached official file)")
     r.add_argument("--device", help="where the depth model runs: cpu, cuda, ...")
     r.add_argument("--fov", type=float, help="horizontal field of view in degrees (images/video)")
+    r.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels of the full-resolution frames (images/video)")
+    r.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height) (images/video)")
+    r.add_argument("--max-width", type=int, help="video: downscale wider frames to this width")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
     r.add_argument("--stride", type=int, default=1)
     r.add_argument("--max-frames", type=int)
@@ -200,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     dp.add_argument("--out", default="outputs/depth")
     dp.set_defaults(func=_cmd_depth)
+
+    t = sub.add_parser("train", help="train or fine-tune a depth model in canonical camera space")
+    t.add_argument("--config", required=True, help="configs/train_*.yaml")
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--steps", type=int, help="override the config's step count")
+    t.add_argument("--init-weights", help="start from this checkpoint (fine-tuning an official model)")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate an estimated trajectory against ground truth")
     e.add_argument("--gt", required=True)

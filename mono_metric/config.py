@@ -28,6 +28,8 @@ class DepthConfig:
         weights: checkpoint file of the model (None: the cached official file).
         device: where the model runs ('cpu', 'cuda', 'cuda:1', ...).
         input_hw: network input [H, W] (None: the model's official size).
+        min_confidence: network depth whose confidence is below this is dropped (0) before tracking
+            and fusion; None keeps all (the embedded model's confidence is not trained).
     """
 
     source: str = "gt"
@@ -36,16 +38,18 @@ class DepthConfig:
     weights: str | None = None
     device: str = "cpu"
     input_hw: list | None = None
+    min_confidence: float | None = None
 
     def validate(self) -> None:
         from mono_metric.depth.metric3d.model import MODEL_SPECS
 
-        _choice("depth.source", self.source, ("gt", "gt_degraded", *MODEL_SPECS))
-        _in_range("depth.degrade_abs_rel", self.degrade_abs_rel, 0.0, 0.5)
-        _in_range("depth.max_depth_m", self.max_depth_m, 0.1, 1000.0)
-        if self.input_hw is not None and (len(self.input_hw) != 2 or not all(
-                isinstance(v, int) and v > 0 for v in self.input_hw)):
-            raise InputError(f"config depth.input_hw={self.input_hw!r} must be two positive integers [H, W]")
+        check_choice("depth.source", self.source, ("gt", "gt_degraded", *MODEL_SPECS))
+        check_range("depth.degrade_abs_rel", self.degrade_abs_rel, 0.0, 0.5)
+        check_range("depth.max_depth_m", self.max_depth_m, 0.1, 1000.0)
+        if self.min_confidence is not None:
+            check_range("depth.min_confidence", self.min_confidence, -1e6, 1e6)
+        if self.input_hw is not None:
+            check_pair("depth.input_hw", self.input_hw, 1, 100000, integer=True, ordered=False)
 
 
 @dataclass
@@ -60,6 +64,18 @@ class TrackingConfig:
         min_inliers: fewer PnP inliers than this marks the frame lost (constant-velocity guess kept).
         refine: pose refinement on the RANSAC inliers: 'opencv' (plain LM, fast) or 'pypose'
             (LM with a Huber kernel of ``ransac_reproj_px``; about 0.2 s per frame on 2 cores).
+        keyframe_inlier_ratio: a new keyframe (and a depth prediction) when the PnP inliers fall
+            below this fraction of the keyframe's 3D corners...
+        keyframe_min_inliers: ...or below this count...
+        keyframe_distance_ratio: ...or the camera moved farther than this fraction of the keyframe's
+            median corner depth...
+        keyframe_rotation_deg: ...or turned more than this since the keyframe.
+        max_step_depth_ratio: a frame-to-frame step longer than this fraction of the keyframe's
+            median depth is implausible: the frame is marked lost.
+        frontend: 'klt' (corners + Lucas-Kanade, fast on a CPU) or 'sift' (Kornia SIFT matched to the
+            keyframe; robust to large motion, seconds per frame on a 2-core CPU).
+        sift_ratio: ratio-test threshold of SIFT matching.
+        device: torch device of the SIFT front-end.
     """
 
     max_features: int = 800
@@ -68,14 +84,64 @@ class TrackingConfig:
     ransac_reproj_px: float = 1.5
     min_inliers: int = 25
     refine: str = "opencv"
+    keyframe_inlier_ratio: float = 0.5
+    keyframe_min_inliers: int = 80
+    keyframe_distance_ratio: float = 0.15
+    keyframe_rotation_deg: float = 10.0
+    max_step_depth_ratio: float = 1.0
+    frontend: str = "klt"
+    sift_ratio: float = 0.85
+    device: str = "cpu"
 
     def validate(self) -> None:
-        _choice("tracking.refine", self.refine, ("opencv", "pypose"))
-        _in_range("tracking.max_features", self.max_features, 20, 100000)
-        _in_range("tracking.min_distance_px", self.min_distance_px, 1, 200)
-        _in_range("tracking.klt_window_px", self.klt_window_px, 5, 101)
-        _in_range("tracking.ransac_reproj_px", self.ransac_reproj_px, 0.1, 50.0)
-        _in_range("tracking.min_inliers", self.min_inliers, 6, 100000)
+        check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
+        check_range("tracking.max_features", self.max_features, 20, 100000)
+        check_range("tracking.min_distance_px", self.min_distance_px, 1, 200)
+        check_range("tracking.klt_window_px", self.klt_window_px, 5, 101)
+        check_range("tracking.ransac_reproj_px", self.ransac_reproj_px, 0.1, 50.0)
+        check_range("tracking.min_inliers", self.min_inliers, 6, 100000)
+        check_range("tracking.keyframe_inlier_ratio", self.keyframe_inlier_ratio, 0.0, 1.0)
+        check_range("tracking.keyframe_min_inliers", self.keyframe_min_inliers, 0, 100000)
+        check_range("tracking.keyframe_distance_ratio", self.keyframe_distance_ratio, 0.0, 10.0)
+        check_range("tracking.keyframe_rotation_deg", self.keyframe_rotation_deg, 0.0, 180.0)
+        check_range("tracking.max_step_depth_ratio", self.max_step_depth_ratio, 0.01, 1000.0)
+        check_choice("tracking.frontend", self.frontend, ("klt", "sift"))
+        check_range("tracking.sift_ratio", self.sift_ratio, 0.1, 1.0)
+
+
+@dataclass
+class MappingConfig:
+    """TSDF fusion of keyframe depth, and the quick-look point cloud.
+
+    Attributes:
+        enabled: build ``mesh.ply`` and ``cloud.ply``.
+        voxel_size_m: TSDF voxel edge (e.g. 0.1 street, 0.02-0.05 room).
+        trunc_voxels: TSDF truncation in voxels.
+        max_depth_m: depth beyond this is not fused (e.g. 40 street, 5 room).
+        weight_threshold: mesh extraction needs this much accumulated weight (observations).
+        cloud_voxel_m: down-sampling voxel of ``cloud.ply``.
+        device: 'cpu' or 'cuda[:N]' (needs an Open3D build with CUDA).
+        depth_previews: keyframe depth previews written to ``depth/``.
+    """
+
+    enabled: bool = True
+    voxel_size_m: float = 0.1
+    trunc_voxels: float = 4.0
+    max_depth_m: float = 40.0
+    weight_threshold: float = 1.0
+    cloud_voxel_m: float = 0.1
+    device: str = "cpu"
+    depth_previews: int = 4
+
+    def validate(self) -> None:
+        check_range("mapping.voxel_size_m", self.voxel_size_m, 0.001, 10.0)
+        check_range("mapping.trunc_voxels", self.trunc_voxels, 1.0, 64.0)
+        check_range("mapping.max_depth_m", self.max_depth_m, 0.1, 1000.0)
+        check_range("mapping.weight_threshold", self.weight_threshold, 0.0, 1e6)
+        check_range("mapping.cloud_voxel_m", self.cloud_voxel_m, 0.001, 10.0)
+        check_range("mapping.depth_previews", self.depth_previews, 0, 100000)
+        if self.device.partition(":")[0] not in ("cpu", "cuda"):
+            raise InputError(f"config mapping.device={self.device!r} must be 'cpu' or 'cuda[:N]'")
 
 
 @dataclass
@@ -84,6 +150,7 @@ class Config:
 
     depth: DepthConfig = field(default_factory=DepthConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):
@@ -97,17 +164,28 @@ class Config:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _choice(key: str, value, options) -> None:
+def check_choice(key: str, value, options) -> None:
     if value not in options:
         raise InputError(f"config {key}={value!r} is not one of {list(options)}")
 
 
-def _in_range(key: str, value, lo, hi) -> None:
+def check_range(key: str, value, lo, hi) -> None:
     if not lo <= value <= hi:
         raise InputError(f"config {key}={value!r} is out of range [{lo}, {hi}]")
 
 
-def _build(cls, data: dict, prefix: str):
+def check_pair(key: str, value, lo, hi, integer: bool = False, ordered: bool = True) -> None:
+    """``value`` must be two numbers in [lo, hi] (integers when ``integer``), ascending when ``ordered``."""
+    kind = int if integer else (int, float)
+    if not (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, kind) and not isinstance(v, bool) and lo <= v <= hi for v in value)
+            and (not ordered or value[0] <= value[1])):
+        what = "integers" if integer else "numbers"
+        raise InputError(f"config {key}={value!r} must be two {what} in [{lo}, {hi}]"
+                         + (", the first not larger" if ordered else ""))
+
+
+def build_section(cls, data: dict, prefix: str = ""):
     """Instantiate dataclass ``cls`` from ``data``, checking keys and types recursively."""
     if not isinstance(data, dict):
         raise InputError(f"config section {prefix or 'root'} must be a mapping, got {type(data).__name__}")
@@ -120,7 +198,7 @@ def _build(cls, data: dict, prefix: str):
     for name, value in data.items():
         key, hint = f"{prefix}{name}", hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value or {}, f"{key}.")
+            kwargs[name] = build_section(hint, value or {}, f"{key}.")
         else:
             kwargs[name] = _coerce(key, value, hint)
     return cls(**kwargs)
@@ -143,7 +221,7 @@ def _coerce(key: str, value, hint):
 
 def config_from_dict(data: dict | None) -> Config:
     """Validated :class:`Config` from a plain dict (missing keys keep defaults)."""
-    return _build(Config, data or {}, "").validate()
+    return build_section(Config, data or {}).validate()
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:

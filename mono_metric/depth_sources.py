@@ -59,16 +59,20 @@ class NetworkDepth:
     Args:
         model: a loaded :class:`~mono_metric.depth.Metric3D`.
         input_hw: network input size, None for the official one.
+        min_confidence: pixels whose predicted confidence is below this get depth 0 (None: keep all).
     """
 
-    def __init__(self, model, input_hw: tuple[int, int] | None = None):
-        self.model, self.input_hw = model, input_hw
+    def __init__(self, model, input_hw: tuple[int, int] | None = None, min_confidence: float | None = None):
+        self.model, self.input_hw, self.min_confidence = model, input_hw, min_confidence
 
     def __call__(self, frame: Frame) -> np.ndarray:
-        depth = self.model.predict(frame.image, frame.camera, input_hw=self.input_hw).depth_m
+        pred = self.model.predict(frame.image, frame.camera, input_hw=self.input_hw)
+        depth = pred.depth_m
         if not np.isfinite(depth).all() or not (depth > 0).any():
             raise InputError(f"frame {frame.index}: the depth model returned NaN/inf or no positive depth; "
                              "check the weights file and the intrinsics")
+        if self.min_confidence is not None:
+            depth = np.where(pred.confidence >= self.min_confidence, depth, 0.0).astype(np.float32)
         return depth
 
 
@@ -81,4 +85,4 @@ def make_depth_source(config) -> object:
     from mono_metric.depth import Metric3D
 
     model = Metric3D.from_pretrained(config.source, config.weights, device=config.device)
-    return NetworkDepth(model, tuple(config.input_hw) if config.input_hw else None)
+    return NetworkDepth(model, tuple(config.input_hw) if config.input_hw else None, config.min_confidence)

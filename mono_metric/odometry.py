@@ -1,23 +1,30 @@
-"""Metric monocular odometry core: ``Odometry.track(image, timestamp, depth_m) -> TrackResult``.
+"""Metric monocular odometry core: ``Odometry.track(image, timestamp) -> TrackResult``.
 
-This is the baseline frame loop: corners tracked frame to frame with pyramidal Lucas-Kanade,
-lifted to 3D with the previous frame's metric depth, and the current pose solved by PnP-RANSAC
-followed by Levenberg-Marquardt refinement on the inliers (OpenCV, or robust with pypose). Metric depth fixes the scale, so the
-trajectory is in metres without any scale alignment. The core does no file I/O.
+Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth. Every frame finds
+those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.features`) and solves its pose by
+PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
+pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
+the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames.
+Metric depth fixes the scale: the trajectory is in metres without scale alignment. No file I/O here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.geometry import inv_se3
+from mono_metric.features import KltFrontend, SiftFrontend
+from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.types import Trajectory
+
+DepthInput = np.ndarray | Callable[[], np.ndarray] | None
 
 
 @dataclass
@@ -26,108 +33,215 @@ class TrackResult:
 
     Attributes:
         T_world_cam: (4, 4) estimated pose.
-        status: 'init', 'ok' or 'lost' (pose extrapolated with constant velocity).
-        inliers: PnP inlier count (0 for 'init').
-        tracked: features tracked into this frame.
+        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity) or
+            'reinitialised' (the first frame tracked again after lost ones: re-anchored on the last
+            good frame's keyframe points, or on a keyframe made while lost).
+        inliers: PnP inlier count (0 for 'init'/'lost').
+        tracked: keyframe corners tracked into this frame.
+        keyframe: this frame became a keyframe.
+        depth_m: (H, W) metric depth used for the keyframe (None for other frames).
     """
 
     T_world_cam: np.ndarray
     status: str
     inliers: int
     tracked: int
+    keyframe: bool = False
+    depth_m: np.ndarray | None = None
+
+
+@dataclass
+class Keyframe:
+    """A frame whose corners carry metric 3D points.
+
+    Attributes:
+        index: frame number in the stream.
+        timestamp: seconds.
+        T_world_cam: (4, 4) pose.
+        xyz_world: (N, 3) corner points in metres.
+        median_depth_m: median depth of the corners (sets the distance threshold).
+    """
+
+    index: int
+    timestamp: float
+    T_world_cam: np.ndarray
+    xyz_world: np.ndarray = field(repr=False)
+    median_depth_m: float = 0.0
 
 
 class Odometry:
-    """Frame-to-frame metric visual odometry.
+    """Keyframe-based metric visual odometry.
 
     Args:
-        config: tracking settings.
+        config: tracking and keyframe settings.
         camera: intrinsics of every image passed to :meth:`track`.
+        depth_model: callable ``(image, camera) -> depth_m`` used for keyframes when ``track`` gets no
+            depth (e.g. ``lambda im, cam: model.predict(im, cam).depth_m``); may be None when depth is
+            always passed.
         max_depth_m: depths beyond this are not used for 3D points.
     """
 
     max_depth_jump = 0.08  # relative depth spread tolerated around a corner
 
-    def __init__(self, config: TrackingConfig, camera: Camera, max_depth_m: float = 80.0):
+    def __init__(self, config: TrackingConfig, camera: Camera,
+                 depth_model: Callable[[np.ndarray, Camera], np.ndarray] | None = None, max_depth_m: float = 80.0):
         self.config, self.camera, self.max_depth_m = config, camera, max_depth_m
+        self.depth_model = depth_model
         self._K = camera.K
         self._prev_gray: np.ndarray | None = None
-        self._prev_uv = np.zeros((0, 2), np.float32)
-        self._prev_xyz_world = np.zeros((0, 3))
+        self._uv = np.zeros((0, 2), np.float32)  # keyframe corners as seen in the previous frame
+        self._xyz = np.zeros((0, 3))  # their world points
+        self._desc = None  # their descriptors (SIFT front-end)
+        self.frontend = make_frontend(config)
+        self._kf: Keyframe | None = None
+        self._keyframes: list[Keyframe] = []
         self._poses: list[np.ndarray] = []
         self._stamps: list[float] = []
+        self._lost = False  # the previous frame was lost
 
-    def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: np.ndarray | None = None) -> TrackResult:
+    def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
 
         Args:
             image: (H, W, 3) uint8 RGB of the camera's size.
             timestamp: seconds; defaults to the frame count.
-            depth_m: (H, W) metric depth of this image (0 = invalid), used to lift features for the
-                next frame.
+            depth_m: metric depth of this image, (H, W) with 0 = invalid: an array, a zero-argument
+                callable evaluated only if this frame becomes a keyframe, or None to run
+                ``depth_model`` on keyframes.
 
         Returns:
             The :class:`TrackResult`; the pose is also appended to :meth:`trajectory`.
         """
         self.camera.check_image(image)
-        if depth_m is None or depth_m.shape != image.shape[:2]:
-            raise InputError("Odometry.track needs a metric depth map of the image's size")
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         timestamp = float(len(self._stamps) if timestamp is None else timestamp)
         if self._prev_gray is None:
             result = TrackResult(np.eye(4), "init", 0, 0)
         else:
             result = self._solve(gray)
+        tracked_ok = result.status in ("ok", "reinitialised")
+        if not tracked_ok or self._needs_keyframe(result):
+            depth = self._depth(image, depth_m)
+            if self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp):
+                result.keyframe, result.depth_m = True, depth
+                tracked_ok = True
+        self._lost = result.status == "lost" or (self._lost and result.status == "init")
+        if tracked_ok:
+            self._prev_gray = gray
+        # else: a degenerate frame (black, textureless, no depth): keep tracking from the last good frame.
         self._poses.append(result.T_world_cam)
         self._stamps.append(timestamp)
-        self._prev_gray = gray
-        self._detect(gray, depth_m, result.T_world_cam)
         return result
 
+    # ----------------------------------------------------------------- internals
+    def _depth(self, image: np.ndarray, depth_m: DepthInput) -> np.ndarray:
+        if callable(depth_m):
+            depth_m = depth_m()
+        elif depth_m is None:
+            if self.depth_model is None:
+                raise InputError("Odometry.track got no depth and has no depth_model; pass depth_m or "
+                                 "build Odometry(config, camera, depth_model=...)")
+            depth_m = self.depth_model(image, self.camera)
+        depth_m = np.asarray(depth_m)
+        if depth_m.shape != image.shape[:2]:
+            raise InputError(f"depth map shape {depth_m.shape} does not match the image {image.shape[:2]}")
+        return depth_m
+
     def _solve(self, gray: np.ndarray) -> TrackResult:
+        """Pose of ``gray`` against the keyframe points; commits the tracks only on success."""
         cfg = self.config
         guess = self._constant_velocity()
-        if len(self._prev_uv) < cfg.min_inliers:
+        if len(self._uv) < cfg.min_inliers:
             return TrackResult(guess, "lost", 0, 0)
-        win = (cfg.klt_window_px, cfg.klt_window_px)
-        uv, st, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray, gray, self._prev_uv, None, winSize=win, maxLevel=3)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev_gray, uv, None, winSize=win, maxLevel=3)
-        good = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back - self._prev_uv, axis=1) < 1.0)
-        if good.sum() < cfg.min_inliers:
-            return TrackResult(guess, "lost", 0, int(good.sum()))
-        obj, img = self._prev_xyz_world[good], uv[good].astype(np.float64)
-        pnp = solve_pnp_ransac(obj, img, self._K, cfg.ransac_reproj_px, cfg.min_inliers, inv_se3(guess))
+        uv, good = self.frontend.find(self._prev_gray, gray, self._uv, self._desc)
+        uv, xyz, desc = uv[good], self._xyz[good], _take(self._desc, good)
+        tracked = int(good.sum())
+        if tracked < cfg.min_inliers:
+            return TrackResult(guess, "lost", 0, tracked)
+        img = uv.astype(np.float64)
+        pnp = solve_pnp_ransac(xyz, img, self._K, cfg.ransac_reproj_px, cfg.min_inliers, inv_se3(guess))
         if not pnp.ok:
-            return TrackResult(guess, "lost", len(pnp.inliers), int(good.sum()))
-        obj, img = obj[pnp.inliers], img[pnp.inliers]
+            return TrackResult(guess, "lost", len(pnp.inliers), tracked)
+        inl = pnp.inliers
         if cfg.refine == "pypose":
-            T_cam_world = refine_pose_lm(obj, img, self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
+            T_cam_world = refine_pose_lm(xyz[inl], img[inl], self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
         else:
-            T_cam_world = refine_pose_opencv(obj, img, self._K, pnp.T_cam_world)
-        return TrackResult(inv_se3(T_cam_world), "ok", len(pnp.inliers), int(good.sum()))
+            T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
+        T_world_cam = inv_se3(T_cam_world)
+        if self._implausible(T_world_cam):
+            return TrackResult(guess, "lost", len(inl), tracked)
+        self._uv, self._xyz, self._desc = uv[inl], xyz[inl], _take(desc, inl)
+        status = "reinitialised" if self._lost else "ok"
+        return TrackResult(T_world_cam, status, len(inl), tracked)
+
+    def _implausible(self, T_world_cam: np.ndarray) -> bool:
+        """A jump far beyond the keyframe's scene depth (a PnP failure that passed RANSAC)."""
+        kf = self._kf
+        if kf is None or kf.median_depth_m <= 0:
+            return False
+        step = np.linalg.norm(T_world_cam[:3, 3] - self._poses[-1][:3, 3])
+        return step > self.config.max_step_depth_ratio * kf.median_depth_m
+
+    def _needs_keyframe(self, result: TrackResult) -> bool:
+        cfg, kf = self.config, self._kf
+        if kf is None or len(kf.xyz_world) == 0:
+            return True
+        if result.inliers < max(cfg.keyframe_min_inliers, cfg.keyframe_inlier_ratio * len(kf.xyz_world)):
+            return True
+        T_kf_cam = inv_se3(kf.T_world_cam) @ result.T_world_cam
+        if np.linalg.norm(T_kf_cam[:3, 3]) > cfg.keyframe_distance_ratio * kf.median_depth_m:
+            return True
+        return np.degrees(rotation_angle_rad(T_kf_cam[:3, :3])) > cfg.keyframe_rotation_deg
 
     def _constant_velocity(self) -> np.ndarray:
         if len(self._poses) < 2:
             return self._poses[-1].copy()
         return self._poses[-1] @ inv_se3(self._poses[-2]) @ self._poses[-1]
 
-    def _detect(self, gray: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray) -> None:
+    def _make_keyframe(self, gray: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray, index: int,
+                       timestamp: float) -> bool:
+        """Lift corners of ``gray`` with ``depth_m``; False (state unchanged) when too few have depth."""
         cfg = self.config
-        corners = cv2.goodFeaturesToTrack(gray, cfg.max_features, 0.005, cfg.min_distance_px, blockSize=7)
-        uv = np.zeros((0, 2), np.float32) if corners is None else corners[:, 0, :]
+        uv, desc = self.frontend.detect(gray)
         iu = np.clip(np.round(uv[:, 0]).astype(int), 0, gray.shape[1] - 1)
         iv = np.clip(np.round(uv[:, 1]).astype(int), 0, gray.shape[0] - 1)
         # Median filtering removes per-pixel depth noise; corners often sit on depth edges, where a
         # rounded pixel may read the background, so keep only corners with consistent depth around them.
-        depth32 = cv2.medianBlur(np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0), 5)
+        depth32 = cv2.medianBlur(np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), 5)
         z = depth32[iv, iu].astype(np.float64)
         kernel = np.ones((3, 3), np.uint8)
         ratio = cv2.dilate(depth32, kernel)[iv, iu] / np.maximum(cv2.erode(depth32, kernel)[iv, iu], 1e-6)
-        keep = np.isfinite(z) & (z > 0.05) & (z < self.max_depth_m) & (ratio < 1.0 + self.max_depth_jump)
+        keep = (z > 0.05) & (z < self.max_depth_m) & (ratio < 1.0 + self.max_depth_jump)
+        if keep.sum() < cfg.min_inliers:
+            return False
+        T = T_world_cam
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
-        self._prev_uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
-        self._prev_xyz_world = xyz_cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+        self._uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
+        self._xyz = xyz_cam @ T[:3, :3].T + T[:3, 3]
+        self._desc = _take(desc, keep)
+        self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
+        self._keyframes.append(self._kf)
+        return True
 
+    # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
         """All poses estimated so far."""
         return Trajectory(np.asarray(self._stamps), np.stack(self._poses))
+
+    def keyframes(self) -> list[Keyframe]:
+        """The keyframes made so far (index, timestamp, pose, 3D corners)."""
+        return list(self._keyframes)
+
+
+def make_frontend(config: TrackingConfig):
+    """The feature front-end named by ``config.frontend``."""
+    if config.frontend == "sift":
+        return SiftFrontend(config.max_features, config.sift_ratio, config.device)
+    return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px)
+
+
+def _take(desc, index: np.ndarray):
+    """Rows of a descriptor tensor (or None) selected by a numpy mask or index array."""
+    if desc is None:
+        return None
+    return desc[torch.from_numpy(np.asarray(index)).to(desc.device)]

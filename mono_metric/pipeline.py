@@ -1,8 +1,9 @@
-"""``OdometryPipeline``: owns the frame loop, timing, evaluation and the results folder.
+"""``OdometryPipeline``: owns the frame loop, timing, mapping, evaluation and the results folder.
 
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
-so an interrupted run keeps what it had), ``config.yaml``, ``timings.json``, and when ground truth
-exists ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+so an interrupted run keeps what it had), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
+``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, and when ground
+truth exists ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
 """
 from __future__ import annotations
 
@@ -10,21 +11,27 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
+from mono_metric.depth.export import colorize_depth
 from mono_metric.depth_sources import make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import plot_top_view
 from mono_metric.eval.trajectory import evaluate_trajectory
+from mono_metric.geometry import inv_se3
+from mono_metric.mapping import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
 from mono_metric.types import Trajectory, format_kitti, format_tum
 
+STAGES = ("load", "depth", "tracking", "fusion")
+
 
 class OdometryPipeline:
-    """Runs :class:`Odometry` over a :class:`Sequence` and writes results.
+    """Runs :class:`Odometry` over a :class:`Sequence`, fuses keyframes, and writes results.
 
     Args:
         sequence: any loaded sequence.
@@ -47,55 +54,114 @@ class OdometryPipeline:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths)."""
         seq, cfg = self.sequence, self.config
         depth_source = make_depth_source(cfg.depth)
-        odo = Odometry(cfg.tracking, seq.camera, cfg.depth.max_depth_m)
+        odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         cfg.save(self.out_dir / "config.yaml")
-        timings = {"load": 0.0, "depth": 0.0, "tracking": 0.0}
+        mcfg = cfg.mapping
+        tsdf = cloud = None
+        if mcfg.enabled:
+            tsdf = TSDFMap(seq.camera, mcfg.voxel_size_m, mcfg.trunc_voxels, mcfg.max_depth_m, mcfg.device)
+            cloud = PointCloudAccumulator(seq.camera, mcfg.cloud_voxel_m, mcfg.max_depth_m)
+        timings = dict.fromkeys(STAGES, 0.0)
         statuses: list[str] = []
-        kitti_f = open(self.out_dir / "trajectory_kitti.txt", "w")
-        tum_f = open(self.out_dir / "trajectory_tum.txt", "w")
+        depth_calls = 0
+        files = {name: open(self.out_dir / name, "w") for name in
+                 ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")}
+        bar = tqdm(range(len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True)
+        t_start = time.perf_counter()
         try:
-            bar = tqdm(range(len(seq)), desc=seq.name, unit="frame", disable=not self.progress)
             for i in bar:
                 t0 = time.perf_counter()
                 frame = seq[i]
-                t1 = time.perf_counter()
-                depth = depth_source(frame)
-                t2 = time.perf_counter()
+                timings["load"] += time.perf_counter() - t0
+
+                def depth(frame=frame):
+                    nonlocal depth_calls
+                    t = time.perf_counter()
+                    d = depth_source(frame)
+                    timings["depth"] += time.perf_counter() - t
+                    depth_calls += 1
+                    return d
+
+                t1, depth_before = time.perf_counter(), timings["depth"]
                 result = odo.track(frame.image, frame.timestamp, depth)
-                t3 = time.perf_counter()
-                timings["load"] += t1 - t0
-                timings["depth"] += t2 - t1
-                timings["tracking"] += t3 - t2
+                timings["tracking"] += time.perf_counter() - t1 - (timings["depth"] - depth_before)
                 statuses.append(result.status)
-                _append_pose(kitti_f, tum_f, frame.timestamp, result.T_world_cam)
-                bar.set_postfix(status=result.status, inliers=result.inliers)
+                _append(files, frame.timestamp, result.T_world_cam, result.keyframe)
+                if result.keyframe:
+                    t2 = time.perf_counter()
+                    if tsdf is not None and result.status != "lost":
+                        tsdf.integrate(frame.image, result.depth_m, result.T_world_cam)
+                        cloud.add(frame.image, result.depth_m, result.T_world_cam)
+                    timings["fusion"] += time.perf_counter() - t2
+                    self._preview(frame, result.depth_m, len(odo.keyframes()) - 1)
+                bar.set_postfix(status=result.status, inliers=result.inliers, kf=len(odo.keyframes()))
         finally:
-            kitti_f.close()
-            tum_f.close()
+            for f in files.values():
+                f.close()
         n = len(statuses)
-        timings_out = {k: v / max(n, 1) * 1000.0 for k, v in timings.items()}
-        timings_out = {f"{k}_ms_per_frame": v for k, v in timings_out.items()}
-        timings_out["tracking_fps"] = n / max(timings["tracking"], 1e-9)
+        summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()),
+                   "lost_frames": statuses.count("lost"), "lost_spans": _spans(statuses, "lost"),
+                   "out_dir": str(self.out_dir)}
+        t3 = time.perf_counter()
+        mesh = None
+        if tsdf is not None and tsdf.frames:
+            mesh = tsdf.mesh(mcfg.weight_threshold)
+            save_geometry(self.out_dir / "mesh.ply", mesh)
+            save_geometry(self.out_dir / "cloud.ply", cloud.result())
+            summary["map"] = {"fused_keyframes": tsdf.frames, "voxel_blocks": tsdf.block_count,
+                              "triangles": len(mesh.triangles)}
+        timings["fusion"] += time.perf_counter() - t3
+        wall = time.perf_counter() - t_start
+        timings_out = {f"{k}_ms_per_frame": v / max(n, 1) * 1000.0 for k, v in timings.items()}
+        timings_out.update(tracking_fps=n / max(timings["tracking"], 1e-9), total_s=wall, overall_fps=n / max(wall, 1e-9),
+                           depth_calls=depth_calls, depth_calls_per_frame=depth_calls / max(n, 1))
         (self.out_dir / "timings.json").write_text(json.dumps(timings_out, indent=2))
-        est = odo.trajectory()
-        summary = {"sequence": seq.name, "frames": n, "lost_frames": statuses.count("lost"),
-                   "timings": timings_out, "out_dir": str(self.out_dir)}
+        summary["timings"] = timings_out
         if seq.gt is not None and n > 2:
             gt = seq.gt[:n]
+            est = odo.trajectory()
             metrics = evaluate_trajectory(gt, est)
-            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
             gt.write_tum(self.out_dir / "gt_tum.txt")
             plot_top_view(self.out_dir / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
                           title=seq.name)
             summary["metrics"] = metrics
+            gt_mesh = seq.gt_mesh()
+            if mesh is not None and gt_mesh is not None and len(mesh.triangles):
+                # Anchored at the first frame (no alignment fitted): metric scale errors show in the map.
+                summary["map"].update(mesh_accuracy(mesh, gt_mesh, gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])))
+                metrics["map"] = summary["map"]
+            (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return summary
 
+    def _preview(self, frame, depth_m: np.ndarray, kf_number: int) -> None:
+        """Write ``depth/kf_NNNNNN.png`` (image above coloured depth) for the first few keyframes."""
+        if kf_number >= self.config.mapping.depth_previews:
+            return
+        folder = self.out_dir / "depth"
+        folder.mkdir(exist_ok=True)
+        preview = np.concatenate([frame.image, colorize_depth(depth_m)], axis=0)
+        cv2.imwrite(str(folder / f"kf_{frame.index:06d}.png"), preview[:, :, ::-1])
 
-def _append_pose(kitti_f, tum_f, timestamp: float, T: np.ndarray) -> None:
-    kitti_f.write(format_kitti(T[None]))
-    tum_f.write(format_tum(np.array([timestamp]), T[None]))
-    kitti_f.flush()
-    tum_f.flush()
+
+def _append(files: dict, timestamp: float, T: np.ndarray, keyframe: bool) -> None:
+    files["trajectory_kitti.txt"].write(format_kitti(T[None]))
+    files["trajectory_tum.txt"].write(format_tum(np.array([timestamp]), T[None]))
+    if keyframe:
+        files["keyframes_tum.txt"].write(format_tum(np.array([timestamp]), T[None]))
+    for f in files.values():
+        f.flush()
+
+
+def _spans(statuses: list[str], value: str) -> list[list[int]]:
+    """[first, last] frame index of each run of ``value``."""
+    spans: list[list[int]] = []
+    for i, s in enumerate(statuses):
+        if s == value:
+            if spans and spans[-1][1] == i - 1:
+                spans[-1][1] = i
+            else:
+                spans.append([i, i])
+    return spans
 
 
 def read_partial_trajectory(out_dir: str | Path) -> Trajectory:

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -44,12 +45,36 @@ def test_run_synthetic(tmp_path, capsys):
     out = tmp_path / "run"
     spec = "synthetic:room?seed=2&frames=12&width=320&height=240"
     assert main(["run", spec, "--out", str(out), "--quiet", "--depth", "gt"]) == 0
-    for name in ("trajectory_kitti.txt", "trajectory_tum.txt", "config.yaml", "metrics.json", "timings.json",
-                 "trajectory.png"):
+    for name in ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt", "config.yaml", "metrics.json",
+                 "timings.json", "trajectory.png", "mesh.ply", "cloud.ply"):
         assert (out / name).is_file(), name
     assert len(read_partial_trajectory(out)) == 12
-    assert json.loads((out / "metrics.json").read_text())["ate"]["rmse_m"] < 0.05
-    assert "12 frames" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ate"]["rmse_m"] < 0.05 and metrics["map"]["accuracy_median_m"] < 0.1
+    timings = json.loads((out / "timings.json").read_text())
+    assert 0 < timings["depth_calls_per_frame"] <= 1 and timings["fusion_ms_per_frame"] > 0
+    assert any((out / "depth").glob("kf_*.png"))
+    text = capsys.readouterr().out
+    assert "12 frames" in text and "mesh accuracy vs GT" in text
+
+
+def test_run_with_embedded_model_and_intrinsics(tmp_path, capsys):
+    from mono_metric import load_sequence
+
+    seq = load_sequence("synthetic:room?seed=5&frames=8&width=320&height=240")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for f in seq:
+        cv2.imwrite(str(folder / f"{f.index:04d}.png"), f.image[:, :, ::-1])
+    c = seq.camera
+    out = tmp_path / "run"
+    assert main(["run", str(folder), "--intrinsics", f"{c.fx},{c.fy},{c.cx},{c.cy}", "--depth", "mono_metric_tiny",
+                 "--config", "configs/synthetic_room.yaml", "--out", str(out), "--quiet"]) == 0
+    assert len(read_partial_trajectory(out)) == 8 and (out / "mesh.ply").is_file()
+    assert not (out / "metrics.json").exists()
+    assert main(["run", str(folder), "--intrinsics", "1,2,3", "--out", str(out), "--quiet"]) == 1
+    assert main(["run", str(folder), "--fov", "60", "--sequence", "00", "--out", str(out), "--quiet"]) == 1
+    assert "does not apply" in capsys.readouterr().err
 
 
 def test_run_shared_kitti_and_tum(shared_data, tmp_path):
@@ -59,10 +84,35 @@ def test_run_shared_kitti_and_tum(shared_data, tmp_path):
     # KITTI has no depth: the GT depth source must refuse with a clear message, not crash.
     assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "3", "--out", str(tmp_path / "k"),
                  "--quiet"]) == 1
+    # The embedded model is available offline: real KITTI frames run end to end.
+    assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "12", "--depth", "mono_metric_tiny",
+                 "--config", "configs/kitti.yaml", "--out", str(tmp_path / "k2"), "--quiet"]) == 0
+    assert len(read_partial_trajectory(tmp_path / "k2")) == 12 and (tmp_path / "k2" / "mesh.ply").is_file()
+    assert json.loads((tmp_path / "k2" / "metrics.json").read_text())["frames"] == 12
 
 
 @pytest.mark.slow
 def test_demo_small(tmp_path, capsys):
     assert main(["demo", "--frames", "25", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "ATE RMSE" in out and (tmp_path / "demo" / "scene_gt_mesh.ply").is_file()
+    assert "ATE RMSE" in out and "mono_metric_tiny" in out and "mesh accuracy" in out
+    assert (tmp_path / "demo" / "scene_gt_mesh.ply").is_file() and (tmp_path / "demo" / "mesh.ply").is_file()
+
+
+def test_killed_run_leaves_a_readable_partial_trajectory(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "mono_metric.cli", "run",
+                             "synthetic:room?seed=3&frames=400&width=320&height=240", "--depth", "gt",
+                             "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    traj = out / "trajectory_tum.txt"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not traj.exists() or traj.read_text().count("\n") < 8):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = read_partial_trajectory(out)
+    assert 8 <= len(partial) < 400 and np.isfinite(partial.T_world_cam).all()
+    assert (out / "config.yaml").is_file()

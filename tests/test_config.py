@@ -8,12 +8,16 @@ from mono_metric.config import config_from_dict, load_config
 def test_repo_configs_load(tmp_path):
     from pathlib import Path
 
+    from mono_metric.train.config import load_train_config
+
     configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-    assert configs
+    names = {p.stem for p in configs}
+    assert {"kitti", "tum", "phone", "synthetic_street", "synthetic_room", "train_tiny"} <= names
     for path in configs:
-        cfg = load_config(path)
+        load = load_train_config if path.stem.startswith("train_") else load_config
+        cfg = load(path)
         cfg.save(tmp_path / "saved.yaml")
-        assert load_config(tmp_path / "saved.yaml") == cfg
+        assert load(tmp_path / "saved.yaml") == cfg
 
 
 @pytest.mark.parametrize("data,match", [
@@ -24,6 +28,11 @@ def test_repo_configs_load(tmp_path):
     ({"tracking": {"max_features": 5}}, "tracking.max_features"),
     ({"depth": {"max_depth_m": -1.0}}, "depth.max_depth_m"),
     ({"depth": 3}, "depth"),
+    ({"mapping": {"voxel_size_m": 0.0}}, "mapping.voxel_size_m"),
+    ({"mapping": {"device": "tpu"}}, "mapping.device"),
+    ({"mapping": {"enabled": "yes"}}, "mapping.enabled"),
+    ({"tracking": {"keyframe_inlier_ratio": 1.5}}, "tracking.keyframe_inlier_ratio"),
+    ({"depth": {"min_confidence": "high"}}, "depth.min_confidence"),
 ])
 def test_bad_values_name_the_key(data, match):
     with pytest.raises(InputError, match=match):

@@ -1,6 +1,7 @@
 import runpy
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from mono_metric import Trajectory
@@ -13,7 +14,34 @@ def test_stream_frames_example(capsys, monkeypatch):
     ns = runpy.run_path(str(EXAMPLES / "stream_frames.py"))
     ns["main"](frames=6)
     out = capsys.readouterr().out
-    assert out.count("inliers=") == 6 and "ATE vs ground truth" in out
+    assert out.count("inliers=") == 6 and "ATE vs ground truth" in out and "keyframes (depth network calls)" in out
+
+
+def test_run_kitti_example_on_synthetic_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(EXAMPLES.parent)
+    ns = runpy.run_path(str(EXAMPLES / "run_kitti.py"))
+    summary = ns["main"]("synthetic:street?seed=2&frames=24&width=620&height=188", config="configs/synthetic_street.yaml",
+                         out=str(tmp_path / "k"), overrides={"depth": {"source": "gt"}})
+    assert summary["metrics"]["ate"]["rmse_m"] < 0.3 and (tmp_path / "k" / "mesh.ply").is_file()
+    assert "KITTI-short" in capsys.readouterr().out
+
+
+def test_reconstruct_video_example(tmp_path, monkeypatch, capsys):
+    from mono_metric import load_sequence
+
+    monkeypatch.chdir(EXAMPLES.parent)
+    seq = load_sequence("synthetic:room?seed=8&frames=16")
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (seq.camera.width, seq.camera.height))
+    for f in seq:
+        writer.write(f.image[:, :, ::-1])
+    writer.release()
+    hfov = float(np.degrees(2 * np.arctan(seq.camera.width / (2 * seq.camera.fx))))
+    ns = runpy.run_path(str(EXAMPLES / "reconstruct_video.py"))
+    summary = ns["main"](str(path), hfov, config="configs/synthetic_room.yaml", out=str(tmp_path / "v"), max_width=320)
+    assert summary["frames"] == 16 and summary["map"]["triangles"] > 100
+    assert (tmp_path / "v" / "mesh.ply").is_file() and (tmp_path / "v" / "cloud.ply").is_file()
+    assert "320x240" in capsys.readouterr().out
 
 
 def test_evaluate_kitti_example(tmp_path, capsys):

@@ -4,6 +4,7 @@ import pytest
 from mono_metric.config import TrackingConfig
 from mono_metric.datasets import SyntheticConfig, SyntheticSequence
 from mono_metric.depth_sources import DegradedDepth
+from mono_metric.errors import InputError
 from mono_metric.eval import ate, kitti_short_segment_errors
 from mono_metric.odometry import Odometry
 
@@ -41,15 +42,74 @@ def test_degraded_depth_stays_metric():
     assert statuses.count("lost") == 0 and r.scale_error < 0.05 and r.rmse_m < 0.03 * seq.gt.path_length_m()
 
 
-def test_black_frame_is_lost_not_fatal():
-    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=1, frames=8, width=320, height=240))
+@pytest.mark.parametrize("black", [[4], [4, 5, 6]])
+def test_black_frames_are_lost_then_reinitialised(black):
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=1, frames=12, width=320, height=240))
     odo = Odometry(TrackingConfig(), seq.camera)
     statuses = []
     for f in seq:
-        image = np.zeros_like(f.image) if f.index == 4 else f.image
+        image = np.zeros_like(f.image) if f.index in black else f.image
         statuses.append(odo.track(image, f.timestamp, f.depth_m).status)
-    assert statuses[4] == "lost" and statuses[-1] in ("ok", "lost")
-    assert np.isfinite(odo.trajectory().T_world_cam).all()
+    assert [statuses[i] for i in black] == ["lost"] * len(black)
+    # Tracking resumes from the last good frame's keyframe points.
+    assert statuses[black[-1] + 1] == "reinitialised" and statuses[-1] == "ok"
+    assert all(k.index not in black for k in odo.keyframes())
+    traj = odo.trajectory()
+    assert np.isfinite(traj.T_world_cam).all() and len(traj) == 12
+    assert ate(seq.gt, traj).rmse_m < 0.02
+
+
+def test_depth_is_computed_only_for_keyframes():
+    seq = SyntheticSequence(SyntheticConfig(scene="street", seed=6, frames=30, width=620, height=188))
+    odo = Odometry(TrackingConfig(), seq.camera)
+    calls, kf_flags = [], []
+    for f in seq:
+        def depth(f=f):
+            calls.append(f.index)
+            return f.depth_m
+        r = odo.track(f.image, f.timestamp, depth)
+        kf_flags.append(r.keyframe)
+        assert (r.depth_m is not None) == r.keyframe
+    assert [k.index for k in odo.keyframes()] == calls == [i for i, k in enumerate(kf_flags) if k]
+    assert calls[0] == 0 and len(calls) <= 0.5 * len(seq)
+    r = ate(seq.gt, odo.trajectory())
+    assert r.rmse_m < 0.25 and r.scale_error < 0.01
+
+
+def test_keyframe_policy():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=3, frames=10, width=320, height=240))
+    f0 = seq[0]
+    # A camera that does not move never needs a new keyframe.
+    odo = Odometry(TrackingConfig(), seq.camera)
+    assert [odo.track(f0.image, i, f0.depth_m).keyframe for i in range(5)] == [True] + [False] * 4
+    # Zero distance tolerance: every moving frame is a keyframe; a loose policy keeps the first.
+    strict = Odometry(TrackingConfig(keyframe_distance_ratio=0.0), seq.camera)
+    loose = Odometry(TrackingConfig(keyframe_distance_ratio=10.0, keyframe_rotation_deg=180.0,
+                                    keyframe_inlier_ratio=0.0, keyframe_min_inliers=0), seq.camera)
+    for f in seq:
+        strict.track(f.image, f.timestamp, f.depth_m)
+        loose.track(f.image, f.timestamp, f.depth_m)
+    assert len(strict.keyframes()) == 10 and len(loose.keyframes()) == 1
+
+
+def test_depth_model_runs_when_no_depth_is_passed():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=4, frames=6, width=320, height=240))
+    frames = {round(f.timestamp, 6): f for f in seq}
+    seen = []
+
+    def model(image, camera):
+        f = next(f for f in frames.values() if np.array_equal(f.image, image))
+        seen.append(f.index)
+        return f.depth_m
+
+    odo = Odometry(TrackingConfig(), seq.camera, depth_model=model)
+    for f in seq:
+        odo.track(f.image, f.timestamp)
+    assert seen == [k.index for k in odo.keyframes()] and seen[0] == 0
+    with pytest.raises(InputError, match="no depth"):
+        Odometry(TrackingConfig(), seq.camera).track(seq[0].image)
+    with pytest.raises(InputError, match="does not match"):
+        Odometry(TrackingConfig(), seq.camera).track(seq[0].image, 0.0, seq[0].depth_m[:10])
 
 
 def test_robust_pypose_refinement_in_the_loop():
@@ -58,3 +118,11 @@ def test_robust_pypose_refinement_in_the_loop():
     statuses = [odo.track(f.image, f.timestamp, f.depth_m).status for f in seq]
     assert statuses.count("ok") == 7
     assert ate(seq.gt, odo.trajectory()).rmse_m < 0.01
+
+
+def test_kornia_sift_frontend():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=5, frames=6, width=320, height=240, speed_mps=1.5))
+    odo = Odometry(TrackingConfig(frontend="sift", max_features=500), seq.camera)
+    results = [odo.track(f.image, f.timestamp, f.depth_m) for f in seq]
+    assert [r.status for r in results][1:] == ["ok"] * 5 and min(r.inliers for r in results[1:]) > 50
+    assert ate(seq.gt, odo.trajectory()).rmse_m < 0.02

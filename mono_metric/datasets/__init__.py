@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +66,12 @@ def load_sequence(path: str | Path, kind: str | None = None, **opts) -> Sequence
     kind = kind or guess_kind(path)
     if kind not in LOADERS:
         raise InputError(f"unknown dataset kind {kind!r}; use one of {', '.join(LOADERS)}")
+    accepted = inspect.signature(LOADERS[kind]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        extra = sorted(set(opts) - set(accepted))
+        if extra:
+            raise InputError(f"option {extra[0]!r} does not apply to {kind} data ({path}); "
+                             f"its options: {', '.join(p for p in accepted if p != 'path')}")
     return LOADERS[kind](path, **opts)
 
 

@@ -25,6 +25,10 @@ class Sequence(ABC):
     timestamps: np.ndarray
     gt: Trajectory | None = None
 
+    def gt_mesh(self):
+        """Ground-truth surface as an Open3D ``TriangleMesh`` in the world frame of ``gt``, if known."""
+        return None
+
     def __len__(self) -> int:
         return len(self.timestamps)
 

@@ -15,15 +15,19 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
-def resolve_camera(width: int, height: int, camera: Camera | None, intrinsics: str | Path | None,
+def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intrinsics: str | Path | None,
                    fov_deg: float | None, source: Path) -> Camera:
-    """One camera from exactly one of: a Camera, an intrinsics YAML path, a horizontal FOV."""
+    """One camera from exactly one of: a Camera or (fx, fy, cx, cy), an intrinsics YAML path, a horizontal FOV."""
     given = [x is not None for x in (camera, intrinsics, fov_deg)]
     if sum(given) != 1:
         raise InputError(f"{source}: give exactly one of camera=, intrinsics= (YAML file) or fov_deg= "
                          "(horizontal field of view) for an image folder or video")
     if fov_deg is not None:
         return Camera.from_fov(fov_deg, width, height)
+    if isinstance(camera, (tuple, list)):
+        if len(camera) != 4:
+            raise InputError(f"{source}: intrinsics must be four numbers fx, fy, cx, cy, got {camera!r}")
+        return Camera(*(float(v) for v in camera), width, height)
     cam = Camera.from_yaml(intrinsics) if intrinsics is not None else camera
     if (cam.width, cam.height) != (width, height):
         raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
@@ -67,12 +71,14 @@ class VideoFile(Sequence):
 
     Args:
         path: video file.
-        camera, intrinsics, fov_deg: exactly one source of intrinsics.
+        camera, intrinsics, fov_deg: exactly one source of intrinsics (of the video's full resolution).
         stride, start, max_frames: frame selection.
+        max_width: frames wider than this are downscaled (area filter), intrinsics with them.
     """
 
-    def __init__(self, path: str | Path, camera: Camera | None = None, intrinsics: str | Path | None = None,
-                 fov_deg: float | None = None, stride: int = 1, start: int = 0, max_frames: int | None = None):
+    def __init__(self, path: str | Path, camera: Camera | tuple | None = None, intrinsics: str | Path | None = None,
+                 fov_deg: float | None = None, stride: int = 1, start: int = 0, max_frames: int | None = None,
+                 max_width: int | None = None):
         self.path = Path(path)
         cap = self._open()
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -82,6 +88,10 @@ class VideoFile(Sequence):
         if not ok:
             raise InputError(f"video {self.path} has no readable frame")
         self.camera = resolve_camera(first.shape[1], first.shape[0], camera, intrinsics, fov_deg, self.path)
+        self._full_size = (self.camera.width, self.camera.height)
+        if max_width is not None and self.camera.width > max_width:
+            height = round(self.camera.height * max_width / self.camera.width)
+            self.camera = self.camera.resized(max_width, height)
         self.source_indices = select(max(n, 1), stride, start, max_frames)
         self.timestamps = self.source_indices / fps
         self.name = self.path.stem
@@ -111,4 +121,9 @@ class VideoFile(Sequence):
         self._next += 1
         if not ok:
             raise InputError(f"video {self.path}: frame {target} cannot be decoded")
+        if (bgr.shape[1], bgr.shape[0]) != self._full_size:
+            raise InputError(f"video {self.path}: frame {target} is {bgr.shape[1]}x{bgr.shape[0]}, the first frame "
+                             f"was {self._full_size[0]}x{self._full_size[1]}; re-encode at one resolution")
+        if (self.camera.width, self.camera.height) != self._full_size:
+            bgr = cv2.resize(bgr, (self.camera.width, self.camera.height), interpolation=cv2.INTER_AREA)
         return Frame(index, float(self.timestamps[index]), np.ascontiguousarray(bgr[:, :, ::-1]), self.camera)

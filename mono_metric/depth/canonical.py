@@ -36,6 +36,7 @@ class CanonicalInput:
         pad: (top, bottom, left, right) padding in pixels of the network input.
         camera_scaled: intrinsics of the resized (un-padded) image.
         original_hw: (h, w) of the original image.
+        canonical_focal_px: focal length of the model's canonical camera.
     """
 
     tensor: torch.Tensor
@@ -43,11 +44,12 @@ class CanonicalInput:
     pad: tuple[int, int, int, int]
     camera_scaled: Camera
     original_hw: tuple[int, int]
+    canonical_focal_px: float = CANONICAL_FOCAL_PX
 
     @property
     def canonical_to_metric(self) -> float:
-        """Factor from canonical depth to metres: ``fx_scaled / 1000``."""
-        return self.camera_scaled.fx / CANONICAL_FOCAL_PX
+        """Factor from canonical depth to metres: ``fx_scaled / canonical_focal_px``."""
+        return self.camera_scaled.fx / self.canonical_focal_px
 
 
 def _as_uint8_rgb(image) -> np.ndarray:
@@ -71,7 +73,7 @@ def fit_scale(original_hw: tuple[int, int], input_hw: tuple[int, int]) -> float:
 
 
 def preprocess(image, camera: Camera, input_hw: tuple[int, int] = VIT_INPUT_HW,
-               device: str | torch.device = "cpu") -> CanonicalInput:
+               device: str | torch.device = "cpu", canonical_focal_px: float = CANONICAL_FOCAL_PX) -> CanonicalInput:
     """Resize keeping aspect, pad centred with the mean colour, normalise.
 
     Args:
@@ -79,6 +81,7 @@ def preprocess(image, camera: Camera, input_hw: tuple[int, int] = VIT_INPUT_HW,
         camera: intrinsics of ``image``.
         input_hw: network input size (H_in, W_in).
         device: where the returned tensor lives.
+        canonical_focal_px: the model's canonical focal length (1000 px for the official models).
 
     Returns:
         :class:`CanonicalInput` with a (1, 3, H_in, W_in) tensor.
@@ -98,7 +101,7 @@ def preprocess(image, camera: Camera, input_hw: tuple[int, int] = VIT_INPUT_HW,
     std = torch.tensor(IMAGENET_STD_255, device=t.device).view(3, 1, 1)
     cam_scaled = Camera(camera.fx * scale, camera.fy * scale, camera.cx * scale, camera.cy * scale,
                         max(new_w, 1), max(new_h, 1))
-    return CanonicalInput(((t - mean) / std)[None], scale, pad, cam_scaled, (h, w))
+    return CanonicalInput(((t - mean) / std)[None], scale, pad, cam_scaled, (h, w), canonical_focal_px)
 
 
 def _unpad_resize(x: torch.Tensor, info: CanonicalInput) -> torch.Tensor:
@@ -136,21 +139,22 @@ def postprocess_normal(normal: torch.Tensor, info: CanonicalInput) -> torch.Tens
     return n.permute(1, 2, 0)
 
 
-def cstm_label(depth_m: np.ndarray | torch.Tensor, fx: float):
+def cstm_label(depth_m: np.ndarray | torch.Tensor, fx: float, canonical_focal_px: float = CANONICAL_FOCAL_PX):
     """CSTM_label: metric depth labels to canonical ones, ``depth * f_c / fx``."""
     if fx <= 0:
         raise InputError(f"focal length must be positive, got {fx}")
-    return depth_m * (CANONICAL_FOCAL_PX / fx)
+    return depth_m * (canonical_focal_px / fx)
 
 
-def canonical_to_metric_depth(depth_canonical, fx: float):
+def canonical_to_metric_depth(depth_canonical, fx: float, canonical_focal_px: float = CANONICAL_FOCAL_PX):
     """Inverse of :func:`cstm_label`: ``depth * fx / f_c``."""
     if fx <= 0:
         raise InputError(f"focal length must be positive, got {fx}")
-    return depth_canonical * (fx / CANONICAL_FOCAL_PX)
+    return depth_canonical * (fx / canonical_focal_px)
 
 
-def cstm_image(image: np.ndarray, depth_m: np.ndarray | None, camera: Camera) -> tuple[np.ndarray, np.ndarray | None, Camera]:
+def cstm_image(image: np.ndarray, depth_m: np.ndarray | None, camera: Camera,
+               canonical_focal_px: float = CANONICAL_FOCAL_PX) -> tuple[np.ndarray, np.ndarray | None, Camera]:
     """CSTM_image: zoom the image by ``f_c / fx`` around the principal point, keeping its size.
 
     The zoomed image is what a camera with focal length ``f_c`` at the same place would see, so depth
@@ -161,12 +165,13 @@ def cstm_image(image: np.ndarray, depth_m: np.ndarray | None, camera: Camera) ->
         image: (H, W, 3) uint8.
         depth_m: optional (H, W) depth in metres.
         camera: intrinsics of ``image``.
+        canonical_focal_px: target focal length ``f_c``.
 
     Returns:
-        image, depth and the canonical camera (fx = 1000 px, same principal point and size).
+        image, depth and the canonical camera (fx = f_c, same principal point and size).
     """
     camera.check_image(image)
-    s = CANONICAL_FOCAL_PX / camera.fx
+    s = canonical_focal_px / camera.fx
     M = np.array([[s, 0.0, (1.0 - s) * camera.cx], [0.0, s, (1.0 - s) * camera.cy]])
     size = (camera.width, camera.height)
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
@@ -175,5 +180,5 @@ def cstm_image(image: np.ndarray, depth_m: np.ndarray | None, camera: Camera) ->
     if depth_m is not None:
         out_depth = cv2.warpAffine(depth_m.astype(np.float32), M, size, flags=cv2.INTER_NEAREST,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    cam = Camera(CANONICAL_FOCAL_PX, camera.fy * s, camera.cx, camera.cy, camera.width, camera.height)
+    cam = Camera(canonical_focal_px, camera.fy * s, camera.cx, camera.cy, camera.width, camera.height)
     return out, out_depth, cam

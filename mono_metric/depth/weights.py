@@ -44,6 +44,11 @@ OFFICIAL_WEIGHTS: dict[str, WeightsEntry] = {
 }
 
 
+ASSETS_DIR = Path(__file__).parent / "assets"
+PACKAGED_WEIGHTS: dict[str, str] = {"mono_metric_tiny": "mono_metric_tiny.pt"}
+"""Models whose weights ship inside the package (trained here; no download)."""
+
+
 def cache_dir() -> Path:
     """``$MONO_METRIC_HOME`` or ``~/.cache/mono_metric``."""
     return Path(os.environ.get("MONO_METRIC_HOME", Path.home() / ".cache" / "mono_metric"))
@@ -106,6 +111,12 @@ def resolve_weights(name: str, weights: str | Path | None = None, allow_download
         path = Path(weights).expanduser()
         if not path.is_file():
             raise InputError(f"weights file {path} does not exist; pass an existing checkpoint with --weights")
+        return path
+    if name in PACKAGED_WEIGHTS:
+        path = ASSETS_DIR / PACKAGED_WEIGHTS[name]
+        if not path.is_file():
+            raise InputError(f"the packaged weights of {name} are missing ({path}); reinstall mono_metric, or "
+                             "train them: mono-metric train --config configs/train_tiny.yaml")
         return path
     if name not in registry:
         raise InputError(f"unknown model {name!r}; known: {', '.join(registry)}")

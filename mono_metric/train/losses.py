@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mono_metric.config import check_range
+
 _EPS = 1e-6
 
 
@@ -169,6 +171,10 @@ class LossWeights:
     rpnl: float = 1.0
     vnl: float = 1.0
     pwn: float = 0.5
+
+    def validate(self) -> None:
+        for name in ("silog", "rpnl", "vnl", "pwn"):
+            check_range(f"loss.{name}", getattr(self, name), 0.0, 100.0)
 
 
 def total_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,

@@ -124,11 +124,15 @@ class SyntheticSequence(Sequence):
                                           noise_seed=self.config.seed * 100003 + index)
         return Frame(index, float(self.timestamps[index]), rgb, self.camera, depth, T.copy())
 
+    def gt_mesh(self):
+        """The scene's triangle mesh (world frame of ``gt``)."""
+        return self.scene.to_open3d()
+
     def export_mesh(self, path: str | Path) -> None:
         """Write the ground-truth scene mesh (PLY/OBJ by extension) for map accuracy checks."""
         import open3d as o3d
 
-        if not o3d.io.write_triangle_mesh(str(path), self.scene.to_open3d()):
+        if not o3d.io.write_triangle_mesh(str(path), self.gt_mesh()):
             raise InputError(f"cannot write mesh to {path}; check the folder exists and is writable")
 
 

@@ -75,6 +75,7 @@ class ConvNeXtEncoder(nn.Module):
 
 
 CONVNEXT_SIZES = {
+    "nano": dict(depths=(2, 2, 4, 2), dims=(32, 64, 128, 256)),
     "tiny": dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 768)),
     "large": dict(depths=(3, 3, 27, 3), dims=(192, 384, 768, 1536)),
 }

@@ -91,22 +91,23 @@ class HourglassDecoder(nn.Module):
     Args:
         feat_channels: encoder channels at strides 4, 8, 16, 32.
         dec_channels: decoder channels (4 values; index 1 feeds the hourglass).
-        min_depth, max_depth: range of the 512 log-spaced depth bins (canonical metres).
+        min_depth, max_depth: range of the log-spaced depth bins (canonical metres).
+        num_bins: depth bins (512 in the official models).
+        feat_dim: hourglass output features (256 official).
+        hourglass_width: widest hourglass level (128 official).
+        residual_channels: width of the upsampling residual branch (16 official).
     """
 
-    num_bins = 512
-    feat_dim = 256
-    residual_channels = 16
-
-    def __init__(self, feat_channels, dec_channels, min_depth: float = 0.3, max_depth: float = 150.0):
+    def __init__(self, feat_channels, dec_channels, min_depth: float = 0.3, max_depth: float = 150.0,
+                 num_bins: int = 512, feat_dim: int = 256, hourglass_width: int = 128, residual_channels: int = 16):
         super().__init__()
         self.decoder_mono = PyramidDecoder(feat_channels, dec_channels)
-        self.conv_out_2 = Hourglass(dec_channels[1], self.feat_dim + 1)
-        n, r = self.num_bins, self.residual_channels
-        self.depth_regressor_2 = nn.Sequential(nn.Conv2d(self.feat_dim, n, 3, padding=1), nn.BatchNorm2d(n),
+        self.conv_out_2 = Hourglass(dec_channels[1], feat_dim + 1, width=hourglass_width)
+        n, r = num_bins, residual_channels
+        self.depth_regressor_2 = nn.Sequential(nn.Conv2d(feat_dim, n, 3, padding=1), nn.BatchNorm2d(n),
                                                nn.ReLU(), nn.Conv2d(n, n, 1))
         self.conv_up_2 = nn.Sequential(
-            nn.Conv2d(1 + 2 + self.feat_dim, r, 3, padding=1), nn.BatchNorm2d(r), nn.ReLU(),
+            nn.Conv2d(1 + 2 + feat_dim, r, 3, padding=1), nn.BatchNorm2d(r), nn.ReLU(),
             nn.Conv2d(r, r, 3, padding=1), nn.Upsample(scale_factor=4), nn.Conv2d(r, r, 3, padding=1), nn.ReLU(),
             nn.Conv2d(r, 1, 1))
         bins = torch.exp(torch.linspace(math.log(min_depth), math.log(max_depth), n))

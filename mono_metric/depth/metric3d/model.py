@@ -16,7 +16,7 @@ from torch import nn
 
 from mono_metric.camera import Camera
 from mono_metric.depth.base import DepthPrediction
-from mono_metric.depth.canonical import (CONVNEXT_INPUT_HW, VIT_INPUT_HW, postprocess_depth, postprocess_map,
+from mono_metric.depth.canonical import (CANONICAL_FOCAL_PX, CONVNEXT_INPUT_HW, VIT_INPUT_HW, postprocess_depth, postprocess_map,
                                          postprocess_normal, preprocess)
 from mono_metric.depth.metric3d.convnext import CONVNEXT_SIZES, ConvNeXtEncoder
 from mono_metric.depth.metric3d.hourglass import HourglassDecoder
@@ -37,6 +37,9 @@ class ModelSpec:
         input_hw: official network input (H, W).
         feature_channels, hidden_channels, iters: v2 decoder settings.
         max_depth_m: clamp of metric outputs.
+        canonical_focal_px: focal length of the canonical camera the network predicts for.
+        depth_bins_range: v1 log-spaced bin range in canonical metres.
+        num_bins, feat_dim, hourglass_width, residual_channels: v1 decoder head sizes.
     """
 
     family: str
@@ -47,6 +50,12 @@ class ModelSpec:
     hidden_channels: tuple[int, ...] = ()
     iters: int = 0
     max_depth_m: float = 300.0
+    canonical_focal_px: float = CANONICAL_FOCAL_PX
+    depth_bins_range: tuple[float, float] = (0.3, 150.0)
+    num_bins: int = 512
+    feat_dim: int = 256
+    hourglass_width: int = 128
+    residual_channels: int = 16
 
     @property
     def input_multiple(self) -> int:
@@ -63,6 +72,11 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                                     (256, 512, 1024, 1024), (128,) * 4, iters=8),
     "metric3d_vit_giant2": ModelSpec("vit", "giant2", (192, 384, 768, 1536, 1536), VIT_INPUT_HW,
                                      (384, 768, 1536, 1536), (192,) * 4, iters=8),
+    # Trained here on the synthetic world (``mono-metric train --config configs/train_tiny.yaml``); its
+    # canonical camera (300 px) is scaled like the official 1000 px to its 192x640 input.
+    "mono_metric_tiny": ModelSpec("convnext", "nano", (32, 32, 64, 128), (192, 640), max_depth_m=200.0,
+                                  canonical_focal_px=300.0, depth_bins_range=(0.1, 200.0), num_bins=128,
+                                  feat_dim=64, hourglass_width=64, residual_channels=8),
 }
 
 
@@ -82,7 +96,9 @@ def build_depth_model(spec: ModelSpec) -> DensePredictor:
     """The randomly initialised network of ``spec``."""
     if spec.family == "convnext":
         sizes = CONVNEXT_SIZES[spec.size]
-        return DensePredictor(ConvNeXtEncoder(**sizes), HourglassDecoder(sizes["dims"], spec.decoder_channels))
+        decoder = HourglassDecoder(sizes["dims"], spec.decoder_channels, *spec.depth_bins_range, spec.num_bins,
+                                   spec.feat_dim, spec.hourglass_width, spec.residual_channels)
+        return DensePredictor(ConvNeXtEncoder(**sizes), decoder)
     if spec.family == "vit":
         sizes = VIT_SIZES[spec.size]
         decoder = RAFTDepthNormalDecoder(sizes["dim"], spec.feature_channels, spec.decoder_channels,
@@ -160,7 +176,7 @@ class Metric3D(nn.Module):
         m = self.spec.input_multiple
         if input_hw[0] % m or input_hw[1] % m:
             raise InputError(f"input size {input_hw} must be multiples of {m} for {self.name}")
-        infos = [preprocess(img, camera, input_hw, device=self.device) for img in images]
+        infos = [preprocess(img, camera, input_hw, self.device, self.spec.canonical_focal_px) for img in images]
         amp = self.autocast_dtype is not None and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=self.autocast_dtype) if amp else contextlib.nullcontext():
             out = self(torch.cat([i.tensor for i in infos]))

@@ -1,0 +1,166 @@
+"""Dense map: TSDF fusion of metric depth with Open3D's ``VoxelBlockGrid``, a down-sampled point cloud,
+and map accuracy against ground truth (Chamfer distance).
+
+Depth in metres, poses ``T_world_cam`` (4x4, camera to world), images (H, W, 3) uint8 RGB.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+from mono_metric.camera import Camera
+from mono_metric.errors import InputError
+from mono_metric.geometry import inv_se3
+
+
+def o3d_device(device: str) -> o3c.Device:
+    """'cpu' / 'cuda' / 'cuda:1' -> an Open3D device (CUDA only when this Open3D build has it)."""
+    kind, _, idx = device.partition(":")
+    if kind == "cuda":
+        if not o3c.cuda.is_available():
+            raise InputError(f"mapping device {device!r} needs an Open3D build with CUDA; use 'cpu'")
+        return o3c.Device("CUDA", int(idx or 0))
+    if kind != "cpu":
+        raise InputError(f"unknown mapping device {device!r}; use 'cpu' or 'cuda[:N]'")
+    return o3c.Device("CPU", 0)
+
+
+class TSDFMap:
+    """Truncated signed distance fusion of metric RGB-D frames.
+
+    Args:
+        camera: intrinsics of the frames.
+        voxel_size_m: voxel edge length.
+        trunc_voxels: truncation distance in voxels.
+        max_depth_m: depth beyond this is not fused.
+        device: 'cpu' or 'cuda[:N]'.
+        block_resolution: voxels per block edge.
+    """
+
+    def __init__(self, camera: Camera, voxel_size_m: float = 0.05, trunc_voxels: float = 4.0,
+                 max_depth_m: float = 5.0, device: str = "cpu", block_resolution: int = 8):
+        if voxel_size_m <= 0 or trunc_voxels <= 0 or max_depth_m <= 0:
+            raise InputError("TSDF voxel size, truncation and max depth must be positive")
+        self.camera, self.voxel_size_m, self.trunc_voxels, self.max_depth_m = camera, voxel_size_m, trunc_voxels, max_depth_m
+        self.device = o3d_device(device)
+        self.grid = o3d.t.geometry.VoxelBlockGrid(
+            attr_names=("tsdf", "weight", "color"), attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+            attr_channels=((1,), (1,), (3,)), voxel_size=voxel_size_m, block_resolution=block_resolution,
+            block_count=20000, device=self.device)
+        self._K = o3c.Tensor(camera.K, o3c.float64)
+        self.frames = 0
+
+    def integrate(self, image: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray) -> None:
+        """Fuse one frame (depth 0, NaN or inf is skipped)."""
+        self.camera.check_image(image)
+        if depth_m.shape != image.shape[:2]:
+            raise InputError(f"depth {depth_m.shape} and image {image.shape[:2]} differ in size")
+        depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        depth[depth > self.max_depth_m] = 0.0
+        d = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth))).to(self.device)
+        c = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(image, np.float32) / 255.0)).to(self.device)
+        extrinsic = o3c.Tensor(inv_se3(T_world_cam), o3c.float64)
+        blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
+                                                            self.trunc_voxels)
+        self.grid.integrate(blocks, d, c, self._K, extrinsic, 1.0, self.max_depth_m, self.trunc_voxels)
+        self.frames += 1
+
+    @property
+    def block_count(self) -> int:
+        """Allocated voxel blocks (memory grows with this)."""
+        return int(self.grid.hashmap().size())
+
+    def mesh(self, weight_threshold: float = 1.0) -> o3d.geometry.TriangleMesh:
+        """Coloured triangle mesh of the zero level set (legacy Open3D mesh, on the CPU)."""
+        return self.grid.extract_triangle_mesh(weight_threshold).to_legacy()
+
+    def point_cloud(self, weight_threshold: float = 1.0) -> o3d.geometry.PointCloud:
+        """Coloured surface points of the TSDF."""
+        return self.grid.extract_point_cloud(weight_threshold).to_legacy()
+
+
+class PointCloudAccumulator:
+    """Back-projected depth of many frames, voxel down-sampled as it grows (quick looks).
+
+    Args:
+        camera: intrinsics.
+        voxel_size_m: down-sampling voxel.
+        max_depth_m: farther depth is skipped.
+        pixel_stride: use every n-th pixel in each direction.
+    """
+
+    def __init__(self, camera: Camera, voxel_size_m: float = 0.05, max_depth_m: float = 20.0, pixel_stride: int = 2):
+        self.camera, self.voxel_size_m, self.max_depth_m, self.stride = camera, voxel_size_m, max_depth_m, pixel_stride
+        self.cloud = o3d.geometry.PointCloud()
+        self._pending = 0
+
+    def add(self, image: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray) -> None:
+        s = self.stride
+        d = depth_m[::s, ::s]
+        v, u = np.nonzero(np.isfinite(d) & (d > 0) & (d < self.max_depth_m))
+        z = d[v, u].astype(np.float64)
+        xyz = self.camera.backproject(np.stack([u * s, v * s], 1).astype(np.float64), z)
+        pts = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]))
+        pts.colors = o3d.utility.Vector3dVector(image[::s, ::s][v, u].astype(np.float64) / 255.0)
+        self.cloud += pts
+        self._pending += len(z)
+        if self._pending > 2_000_000 or len(self.cloud.points) > 4_000_000:
+            self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)
+            self._pending = 0
+
+    def result(self) -> o3d.geometry.PointCloud:
+        self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)
+        self._pending = 0
+        return self.cloud
+
+
+def chamfer_distance(points_a: np.ndarray, points_b: np.ndarray) -> dict[str, float]:
+    """Mean nearest-neighbour distances between two (N, 3) point sets in metres.
+
+    Returns:
+        accuracy (a -> b), completeness (b -> a) and chamfer (their mean).
+    """
+    pa = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points_a, np.float64)))
+    pb = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points_b, np.float64)))
+    if not len(pa.points) or not len(pb.points):
+        raise ValueError("Chamfer distance needs two non-empty point sets")
+    acc = float(np.mean(pa.compute_point_cloud_distance(pb)))
+    comp = float(np.mean(pb.compute_point_cloud_distance(pa)))
+    return {"accuracy_m": acc, "completeness_m": comp, "chamfer_m": 0.5 * (acc + comp)}
+
+
+def mesh_accuracy(mesh: o3d.geometry.TriangleMesh, gt_mesh: o3d.geometry.TriangleMesh,
+                  T_gt_est: np.ndarray = np.eye(4), samples: int = 200_000) -> dict[str, float]:
+    """Distance from a reconstructed mesh to the ground-truth surface.
+
+    Args:
+        mesh: reconstruction in the estimate's world frame.
+        gt_mesh: ground-truth surface in the ground-truth world frame.
+        T_gt_est: (4, 4) estimate-world to ground-truth-world transform.
+        samples: points sampled uniformly on ``mesh``.
+
+    Returns:
+        accuracy_m (mean), accuracy_median_m and accuracy_p90_m.
+    """
+    if not len(mesh.triangles):
+        raise ValueError("the reconstructed mesh is empty")
+    pts = np.asarray(mesh.sample_points_uniformly(samples).points)
+    pts = pts @ T_gt_est[:3, :3].T + T_gt_est[:3, 3]
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(gt_mesh))
+    d = scene.compute_distance(o3c.Tensor(pts.astype(np.float32))).numpy()
+    return {"accuracy_m": float(d.mean()), "accuracy_median_m": float(np.median(d)),
+            "accuracy_p90_m": float(np.percentile(d, 90))}
+
+
+def save_geometry(path: str | Path, geometry) -> Path:
+    """Write a mesh or point cloud (format by extension, e.g. .ply)."""
+    path = Path(path)
+    ok = (o3d.io.write_triangle_mesh(str(path), geometry) if isinstance(geometry, o3d.geometry.TriangleMesh)
+          else o3d.io.write_point_cloud(str(path), geometry))
+    if not ok:
+        raise InputError(f"cannot write {path}; check that the folder exists and is writable")
+    return path

@@ -1,0 +1,232 @@
+"""The training loop: canonical-space batches, AdamW, checkpoints with resume, validation metrics.
+
+``train(config, out_dir)`` writes to ``out_dir``: ``config.yaml``, ``log.jsonl`` (one JSON record per
+logged step: losses, learning rate, and validation metrics when computed), ``checkpoint.pt`` (model,
+optimiser, scheduler, step; rewritten atomically) and, at the end, ``model.pt`` (weights only, loadable
+with ``Metric3D.from_pretrained(name, weights=...)``). Batches depend only on (seed, step), so a
+resumed run sees the same batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mono_metric.depth.canonical import IMAGENET_MEAN_255
+from mono_metric.depth.metric3d.model import Metric3D
+from mono_metric.depth.weights import cache_dir, load_into, load_state_dict, resolve_weights
+from mono_metric.errors import InputError
+from mono_metric.eval.depth import depth_metrics
+from mono_metric.train.config import TrainConfig
+from mono_metric.train.data import (Sample, canonical_view, load_samples, make_batch, render_synthetic,
+                                    samples_from_sequence, save_samples, to_network_input)
+from mono_metric.train.losses import total_loss
+
+VAL_SEED_OFFSET = 100000
+
+
+def _cached(key: dict, build) -> list[Sample]:
+    """Samples from the cache file keyed by ``key`` (rendering is deterministic), built when missing."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / "train_data" / f"{digest}.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        save_samples(build(), tmp)
+        os.replace(tmp, path)
+    return load_samples(path)  # also after building: the first run sees the same (float16) labels
+
+
+def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequences: int | None = None,
+                      fixed_hfov: float | None = None) -> list[Sample]:
+    """Training (or held-out validation) frames of a :class:`SyntheticDataConfig` (cached on disk)."""
+    out = []
+    for k, scene in enumerate(cfg.scenes):
+        n = sequences if sequences is not None else cfg.sequences_per_scene
+        first = cfg.seed + (VAL_SEED_OFFSET if val else 0) + 1000 * k
+        widths = cfg.street_width_px if scene == "street" else cfg.room_width_px
+        key = dict(scene=scene, seeds=[first, n], frames=frames or cfg.frames_per_sequence, hfov=list(cfg.hfov_deg),
+                   widths=list(widths), fixed_hfov=fixed_hfov, version=1)
+        rng = np.random.default_rng([first, 7])
+        out += _cached(key, lambda: render_synthetic(scene, range(first, first + n), key["frames"], cfg.hfov_deg,
+                                                     widths, rng, fixed_hfov))
+    return out
+
+
+def group_crops(samples: list[Sample], crop_hw) -> dict[str, tuple[int, int]]:
+    """Crop size per sample group: ``crop_hw`` shrunk to multiples of 32 that fit the group's images."""
+    crops = {}
+    for group in sorted({s.group for s in samples}):
+        hs = min(s.image.shape[0] for s in samples if s.group == group)
+        ws = min(s.image.shape[1] for s in samples if s.group == group)
+        crops[group] = (max(32, min(crop_hw[0], hs // 32 * 32)), max(32, min(crop_hw[1], ws // 32 * 32)))
+    return crops
+
+
+@torch.inference_mode()
+def predict_metric(model: Metric3D, sample: Sample, cstm: str) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-image metric prediction of a model trained in mode ``cstm``, on the mode's view.
+
+    Returns:
+        (pred_m, gt_m) on the same grid (the zoomed one for 'image'); gt 0 where invalid.
+    """
+    img, label, _, factor = canonical_view(sample, cstm, model.spec.canonical_focal_px)
+    h, w = label.shape
+    H, W = math.ceil(h / 32) * 32, math.ceil(w / 32) * 32
+    top, left = (H - h) // 2, (W - w) // 2
+    padded = np.empty((H, W, 3), np.uint8)
+    padded[:] = np.array(IMAGENET_MEAN_255, np.uint8)
+    padded[top:top + h, left:left + w] = img
+    x = to_network_input(padded[None]).to(model.device)
+    pred = model(x)["depth"][0, 0, top:top + h, left:left + w].float().cpu().numpy()
+    return pred * factor, label * factor
+
+
+def evaluate(model: Metric3D, samples: list[Sample], cstm: str, max_depth_m: float) -> dict[str, dict[str, float]]:
+    """Mean per-frame depth metrics (abs_rel, d1, rmse) per sample group, and over all frames ('all')."""
+    was_training = model.training
+    model.eval()
+    per_group: dict[str, list[dict]] = {}
+    for s in samples:
+        pred, gt = predict_metric(model, s, cstm)
+        m = depth_metrics(pred, gt, max_depth_m=max_depth_m)
+        per_group.setdefault(s.group, []).append(m)
+        per_group.setdefault("all", []).append(m)
+    model.train(was_training)
+    return {g: {k: float(np.mean([m[k] for m in ms])) for k in ("abs_rel", "d1", "rmse")} | {"frames": len(ms)}
+            for g, ms in per_group.items()}
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def export_weights(model: Metric3D, path: str | Path, cstm: str, half: bool = True) -> Path:
+    """Write a weights-only file (float16 floats when ``half``) for ``Metric3D.from_pretrained``."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    path = Path(path)
+    _atomic_save({"model_state_dict": state, "model_name": model.name, "cstm": cstm,
+                  "canonical_focal_px": float(model.spec.canonical_focal_px)}, path)
+    return path
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+          device: str = "cpu") -> dict:
+    """Train (or fine-tune) ``cfg.model``; returns the final validation metrics.
+
+    Raises:
+        InputError: unwritable ``out_dir``, a checkpoint of another model, or data without depth.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+    except OSError as err:
+        raise InputError(f"cannot write to output directory {out}: {err.strerror}; choose another --out") from err
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = Metric3D.build(cfg.model).to(device)
+    if cfg.init_weights:
+        load_into(model, resolve_weights(cfg.model, cfg.init_weights), model_name=cfg.model)
+    model.train()
+
+    samples = synthetic_samples(cfg.data.synthetic) if cfg.data.synthetic.sequences_per_scene else []
+    for path in cfg.data.sequences:
+        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride)
+    val = (synthetic_samples(cfg.data.synthetic, val=True, frames=cfg.data.val_frames_per_sequence,
+                             sequences=cfg.data.val_sequences_per_scene)
+           if cfg.data.val_sequences_per_scene else [])
+    crops = group_crops(samples, cfg.crop_hw)
+    groups = sorted(crops)
+    by_group = {g: [s for s in samples if s.group == g] for g in groups}
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    start = 0
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if ckpt.get("model_name") != cfg.model:
+            raise InputError(f"{ckpt_path} belongs to model {ckpt.get('model_name')!r}, not {cfg.model!r}; "
+                             "use another --out or drop --resume")
+        model.load_state_dict(ckpt["model_state_dict"])
+        opt.load_state_dict(ckpt["optimizer_state_dict"])
+        sched.load_state_dict(ckpt["scheduler_state_dict"])
+        start = int(ckpt["step"])
+    elif log_path.exists():
+        log_path.unlink()
+
+    metrics: dict = {}
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="train",
+               dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for step in bar:
+        rng = np.random.default_rng([cfg.seed, step])
+        group = groups[step % len(groups)]
+        pool = by_group[group]
+        batch = make_batch([pool[i] for i in rng.integers(0, len(pool), cfg.batch_size)], crops[group], cfg.cstm,
+                           model.spec.canonical_focal_px, rng, cfg.data.max_depth_m)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pred = model(batch["image"])["depth"]
+        if pred.shape[-2:] != batch["depth"].shape[-2:]:
+            pred = F.interpolate(pred, size=batch["depth"].shape[-2:], mode="bilinear", align_corners=False)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step)
+        loss, terms = total_loss(pred, batch["depth"], batch["mask"], batch["K"], cfg.loss, generator=gen)
+        if not torch.isfinite(loss):
+            raise InputError(f"training loss became {float(loss)} at step {step}; lower lr (now {cfg.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        done = step + 1
+        record = {"step": done, "loss": float(loss.detach()), **terms, "lr": sched.get_last_lr()[0],
+                  "elapsed_s": time.perf_counter() - t0}
+        if val and (done % cfg.val_every == 0 or done == cfg.steps):
+            metrics = evaluate(model, val, cfg.cstm, cfg.data.max_depth_m)
+            record["val"] = metrics
+            bar.set_postfix(abs_rel=f"{metrics['all']['abs_rel']:.3f}")
+        if done % 10 == 0 or "val" in record or done == cfg.steps:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix(loss=f"{record['loss']:.3f}", **({"abs_rel": f"{metrics['all']['abs_rel']:.3f}"}
+                                                             if metrics else {}))
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            _atomic_save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
+                          "scheduler_state_dict": sched.state_dict(), "step": done, "model_name": cfg.model,
+                          "cstm": cfg.cstm}, ckpt_path)
+    export_weights(model, out / "model.pt", cfg.cstm)
+    if not metrics and val:
+        metrics = evaluate(model, val, cfg.cstm, cfg.data.max_depth_m)
+    (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def load_trained(path: str | Path, device: str = "cpu") -> tuple[Metric3D, str]:
+    """A model written by :func:`export_weights` and its canonical transform mode."""
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(meta, dict) or "model_name" not in meta:
+        raise InputError(f"{path} is not a model.pt written by mono-metric train")
+    model = Metric3D.build(meta["model_name"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in load_state_dict(path).items()})
+    return model.to(device).eval(), str(meta.get("cstm", "label"))
