@@ -76,6 +76,10 @@ class TrackingConfig:
             keyframe; robust to large motion, seconds per frame on a 2-core CPU).
         sift_ratio: ratio-test threshold of SIFT matching.
         device: torch device of the SIFT front-end.
+        local_ba: refine each new keyframe with a local bundle adjustment (pypose LM) over the last
+            ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
+        ba_window, ba_landmarks, ba_steps: window size, landmarks per keyframe, LM iterations.
+        ba_depth_sigma: network depth noise (log ratio) weighting the depth priors.
     """
 
     max_features: int = 800
@@ -92,6 +96,11 @@ class TrackingConfig:
     frontend: str = "klt"
     sift_ratio: float = 0.85
     device: str = "cpu"
+    local_ba: bool = False
+    ba_window: int = 4
+    ba_landmarks: int = 40
+    ba_steps: int = 3
+    ba_depth_sigma: float = 0.1
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
@@ -107,6 +116,10 @@ class TrackingConfig:
         check_range("tracking.max_step_depth_ratio", self.max_step_depth_ratio, 0.01, 1000.0)
         check_choice("tracking.frontend", self.frontend, ("klt", "sift"))
         check_range("tracking.sift_ratio", self.sift_ratio, 0.1, 1.0)
+        check_range("tracking.ba_window", self.ba_window, 2, 100)
+        check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)
+        check_range("tracking.ba_steps", self.ba_steps, 1, 100)
+        check_range("tracking.ba_depth_sigma", self.ba_depth_sigma, 1e-4, 10.0)
 
 
 @dataclass

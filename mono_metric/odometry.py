@@ -22,6 +22,7 @@ from mono_metric.errors import InputError
 from mono_metric.features import KltFrontend, SiftFrontend
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.pose.local_ba import KeyframeWindow, local_bundle_adjustment
 from mono_metric.types import Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None
@@ -92,6 +93,8 @@ class Odometry:
         self._uv = np.zeros((0, 2), np.float32)  # keyframe corners as seen in the previous frame
         self._xyz = np.zeros((0, 3))  # their world points
         self._desc = None  # their descriptors (SIFT front-end)
+        self._lm = np.zeros(0, int)  # their index among the keyframe's landmarks
+        self.window = KeyframeWindow(config.ba_window, config.ba_landmarks) if config.local_ba else None
         self.frontend = make_frontend(config)
         self._kf: Keyframe | None = None
         self._keyframes: list[Keyframe] = []
@@ -122,9 +125,13 @@ class Odometry:
         tracked_ok = result.status in ("ok", "reinitialised")
         if not tracked_ok or self._needs_keyframe(result):
             depth = self._depth(image, depth_m)
-            if self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp):
+            prev_tracks = (self._lm, self._uv) if tracked_ok else None
+            depth_filtered = self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp)
+            if depth_filtered is not None:
                 result.keyframe, result.depth_m = True, depth
                 tracked_ok = True
+                if self.window is not None:
+                    self._bundle_adjust(result, prev_tracks, depth_filtered)
         self._lost = result.status == "lost" or (self._lost and result.status == "init")
         if tracked_ok:
             self._prev_gray = gray
@@ -171,6 +178,7 @@ class Odometry:
         if self._implausible(T_world_cam):
             return TrackResult(guess, "lost", len(inl), tracked)
         self._uv, self._xyz, self._desc = uv[inl], xyz[inl], _take(desc, inl)
+        self._lm = self._lm[good][inl]
         status = "reinitialised" if self._lost else "ok"
         return TrackResult(T_world_cam, status, len(inl), tracked)
 
@@ -199,8 +207,9 @@ class Odometry:
         return self._poses[-1] @ inv_se3(self._poses[-2]) @ self._poses[-1]
 
     def _make_keyframe(self, gray: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray, index: int,
-                       timestamp: float) -> bool:
-        """Lift corners of ``gray`` with ``depth_m``; False (state unchanged) when too few have depth."""
+                       timestamp: float) -> np.ndarray | None:
+        """Lift corners of ``gray`` with ``depth_m``; returns the median-filtered depth, or None (state
+        unchanged) when too few corners have depth."""
         cfg = self.config
         uv, desc = self.frontend.detect(gray)
         iu = np.clip(np.round(uv[:, 0]).astype(int), 0, gray.shape[1] - 1)
@@ -213,15 +222,38 @@ class Odometry:
         ratio = cv2.dilate(depth32, kernel)[iv, iu] / np.maximum(cv2.erode(depth32, kernel)[iv, iu], 1e-6)
         keep = (z > 0.05) & (z < self.max_depth_m) & (ratio < 1.0 + self.max_depth_jump)
         if keep.sum() < cfg.min_inliers:
-            return False
+            return None
         T = T_world_cam
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
         self._uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
         self._xyz = xyz_cam @ T[:3, :3].T + T[:3, 3]
         self._desc = _take(desc, keep)
+        self._lm = np.arange(int(keep.sum()))
         self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
         self._keyframes.append(self._kf)
-        return True
+        self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
+        return depth32
+
+    def _bundle_adjust(self, result: TrackResult, prev_tracks, depth32: np.ndarray) -> None:
+        """Add the new keyframe to the window and refine the window; moves this keyframe and its points."""
+        obs = None
+        if prev_tracks is not None:
+            lm, uv = prev_tracks
+            iu = np.clip(np.round(uv[:, 0]).astype(int), 0, depth32.shape[1] - 1)
+            iv = np.clip(np.round(uv[:, 1]).astype(int), 0, depth32.shape[0] - 1)
+            obs = (lm, uv.astype(np.float64), depth32[iv, iu].astype(np.float64))
+        self.window.add(result.T_world_cam, self._kf_uv, self._kf_depth, obs)
+        problem = self.window.problem()
+        if problem is None:
+            return
+        cfg = self.config
+        refined, _ = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0, depth_sigma_log=cfg.ba_depth_sigma,
+                                             huber=2.0, steps=cfg.ba_steps)
+        self.window.set_poses(refined)
+        T_old, T_new = result.T_world_cam, refined[-1]
+        self._xyz = (self._xyz - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+        result.T_world_cam = T_new
+        self._kf.T_world_cam, self._kf.xyz_world = T_new.copy(), self._xyz.copy()
 
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:

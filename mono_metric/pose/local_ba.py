@@ -1,0 +1,181 @@
+"""Local bundle adjustment over a window of keyframes with metric depth priors (pypose LM).
+
+Unknowns: the poses ``T_world_cam`` of the window's keyframes (the oldest is held fixed) and one log
+depth per landmark (a pixel of its host keyframe). Residuals, all dimensionless after weighting:
+
+- reprojection of each landmark into each keyframe observing it (pixels / ``pixel_sigma``);
+- the host keyframe's network depth as a prior on the landmark depth (log ratio / ``depth_sigma_log``);
+- depth consistency: the landmark's depth in the observing keyframe against that keyframe's network
+  depth at the observed pixel (log ratio / ``depth_sigma_log``).
+
+The depth terms keep the scale metric and average per-keyframe depth errors; a Huber kernel
+down-weights outliers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pypose as pp
+import torch
+from torch import nn
+
+
+@dataclass
+class BAProblem:
+    """One window.
+
+    Attributes:
+        T_world_kf: (W, 4, 4) keyframe poses; index 0 is held fixed.
+        host: (N,) keyframe index of each landmark.
+        uv_host: (N, 2) landmark pixels in the host keyframe.
+        depth_host: (N,) host network depth (m) at those pixels.
+        obs_kf: (M,) observing keyframe of each observation.
+        obs_lm: (M,) landmark of each observation.
+        obs_uv: (M, 2) observed pixels.
+        obs_depth: (M,) observing keyframe's network depth (m) at ``obs_uv``; 0 where unknown.
+    """
+
+    T_world_kf: np.ndarray
+    host: np.ndarray
+    uv_host: np.ndarray
+    depth_host: np.ndarray
+    obs_kf: np.ndarray
+    obs_lm: np.ndarray
+    obs_uv: np.ndarray
+    obs_depth: np.ndarray
+
+    def check(self) -> None:
+        W, N, M = len(self.T_world_kf), len(self.host), len(self.obs_kf)
+        if self.T_world_kf.shape != (W, 4, 4) or W < 2:
+            raise ValueError(f"need (W>=2, 4, 4) keyframe poses, got {self.T_world_kf.shape}")
+        if self.uv_host.shape != (N, 2) or self.depth_host.shape != (N,):
+            raise ValueError("uv_host must be (N, 2) and depth_host (N,) for N landmarks")
+        if self.obs_lm.shape != (M,) or self.obs_uv.shape != (M, 2) or self.obs_depth.shape != (M,):
+            raise ValueError("observations need obs_lm (M,), obs_uv (M, 2), obs_depth (M,)")
+        if N and (self.host.min() < 0 or self.host.max() >= W) or M and (self.obs_kf.max() >= W or self.obs_lm.max() >= N):
+            raise ValueError("landmark or observation indices out of range")
+        if not (self.depth_host > 0).all():
+            raise ValueError("host depths must be positive")
+
+
+class _WindowResiduals(nn.Module):
+    def __init__(self, T_free: torch.Tensor, log_depth: torch.Tensor):
+        super().__init__()
+        self.poses = pp.Parameter(pp.mat2SE3(T_free, check=False))
+        self.log_depth = nn.Parameter(log_depth.clone())
+
+    def forward(self, fixed, rays, host, obs_kf, obs_lm, K, log_depth_host, log_obs_depth, obs_valid, w_px, w_d):
+        poses = pp.SE3(torch.cat([fixed, self.poses.tensor()]))
+        X_world = poses[host].Act(rays * self.log_depth.exp()[:, None])
+        X_obs = poses[obs_kf].Inv().Act(X_world[obs_lm])
+        uv = pp.point2pixel(X_obs, K)
+        z = X_obs[:, 2].clamp_min(1e-6)
+        r_host = (self.log_depth - log_depth_host) * w_d
+        r_obs = (z.log() - log_obs_depth)[obs_valid] * w_d
+        return torch.cat([(uv * w_px).flatten(), r_host, r_obs])
+
+
+def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: float = 1.0,
+                            depth_sigma_log: float = 0.1, huber: float = 2.0, steps: int = 5,
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Refine keyframe poses and landmark depths.
+
+    Args:
+        problem: the window (see :class:`BAProblem`).
+        K: (3, 3) intrinsics.
+        pixel_sigma: reprojection noise in pixels.
+        depth_sigma_log: network depth noise as a log ratio (0.1 = about 10 %).
+        huber: Huber threshold on the weighted residuals.
+        steps: Levenberg-Marquardt iterations.
+
+    Returns:
+        (W, 4, 4) refined ``T_world_kf`` (index 0 unchanged) and (N,) refined landmark depths (m).
+    """
+    problem.check()
+    f64 = dict(dtype=torch.float64)
+    T = torch.as_tensor(problem.T_world_kf, **f64)
+    Kt = torch.as_tensor(K, **f64)
+    uv1 = torch.cat([torch.as_tensor(problem.uv_host, **f64), torch.ones(len(problem.host), 1, **f64)], 1)
+    rays = uv1 @ torch.linalg.inv(Kt).T
+    log_d = torch.as_tensor(problem.depth_host, **f64).log()
+    obs_depth = torch.as_tensor(problem.obs_depth, **f64)
+    obs_valid = obs_depth > 0
+    model = _WindowResiduals(T[1:], log_d).double()
+    fixed = pp.mat2SE3(T[:1], check=False).tensor()
+    host = torch.as_tensor(problem.host, dtype=torch.long)
+    obs_kf = torch.as_tensor(problem.obs_kf, dtype=torch.long)
+    obs_lm = torch.as_tensor(problem.obs_lm, dtype=torch.long)
+    w_px, w_d = 1.0 / pixel_sigma, 1.0 / depth_sigma_log
+    target = torch.cat([(torch.as_tensor(problem.obs_uv, **f64) * w_px).flatten(), torch.zeros(len(host), **f64),
+                        torch.zeros(int(obs_valid.sum()), **f64)])
+    inputs = (fixed, rays, host, obs_kf, obs_lm, Kt, log_d, obs_depth.clamp_min(1e-9).log(), obs_valid, w_px, w_d)
+    optimizer = pp.optim.LM(model, strategy=pp.optim.strategy.TrustRegion(), kernel=pp.optim.kernel.Huber(delta=huber))
+    for _ in range(steps):
+        optimizer.step(input=inputs, target=target)
+    refined = problem.T_world_kf.copy()
+    refined[1:] = model.poses.matrix().detach().numpy()
+    return refined, model.log_depth.detach().exp().numpy()
+
+
+class KeyframeWindow:
+    """The last ``size`` keyframes with their landmarks and observations, for :func:`local_bundle_adjustment`.
+
+    Each keyframe keeps its landmarks (host pixels and network depth) and the observations of the
+    *previous* keyframe's landmarks in it (tracked pixels and this keyframe's depth there).
+
+    Args:
+        size: keyframes in the window (>= 2).
+        landmarks_per_keyframe: observed landmarks used per keyframe (a random subset).
+        seed: subset selection.
+    """
+
+    def __init__(self, size: int = 4, landmarks_per_keyframe: int = 40, seed: int = 0):
+        if size < 2:
+            raise ValueError("a bundle adjustment window needs at least 2 keyframes")
+        self.size, self.per_kf = size, landmarks_per_keyframe
+        self.rng = np.random.default_rng(seed)
+        self.records: list[dict] = []
+
+    def add(self, T_world_cam: np.ndarray, uv_host: np.ndarray, depth_host: np.ndarray,
+            observations: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+        """Append a keyframe; ``observations`` = (landmark ids of the previous keyframe, pixels, depths)
+        or None when tracking did not continue from the previous keyframe (the window restarts)."""
+        if observations is None:
+            self.records.clear()
+        elif self.records:
+            self.records[-1]["next_obs"] = observations
+        self.records.append({"T": np.array(T_world_cam, dtype=np.float64), "uv": uv_host, "depth": depth_host,
+                             "next_obs": None})
+        del self.records[:-self.size]
+
+    def problem(self) -> BAProblem | None:
+        """The current window as a :class:`BAProblem` (None with fewer than 2 linked keyframes)."""
+        if len(self.records) < 2:
+            return None
+        host, uv_host, depth_host, obs_kf, obs_lm, obs_uv, obs_depth = [], [], [], [], [], [], []
+        n = 0
+        for k, rec in enumerate(self.records[:-1]):
+            lm, uv, d = rec["next_obs"]
+            pick = np.arange(len(lm))
+            if len(pick) > self.per_kf:
+                pick = np.sort(self.rng.choice(len(lm), self.per_kf, replace=False))
+            lm, uv, d = lm[pick], uv[pick], d[pick]
+            host.append(np.full(len(lm), k))
+            uv_host.append(rec["uv"][lm])
+            depth_host.append(rec["depth"][lm])
+            obs_kf.append(np.full(len(lm), k + 1))
+            obs_lm.append(n + np.arange(len(lm)))
+            obs_uv.append(uv)
+            obs_depth.append(d)
+            n += len(lm)
+        if n == 0:
+            return None
+        cat = np.concatenate
+        return BAProblem(np.stack([r["T"] for r in self.records]), cat(host), cat(uv_host).astype(np.float64),
+                         cat(depth_host).astype(np.float64), cat(obs_kf), cat(obs_lm), cat(obs_uv).astype(np.float64),
+                         cat(obs_depth).astype(np.float64))
+
+    def set_poses(self, T_world_kf: np.ndarray) -> None:
+        for rec, T in zip(self.records, T_world_kf):
+            rec["T"] = T.copy()
