@@ -37,7 +37,7 @@ def ablation_config(mode: str, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--out", default="runs/cstm_ablation")
     ap.add_argument("--test-sequences", type=int, default=2, help="held-out sequences per scene and FOV")
     ap.add_argument("--test-frames", type=int, default=5, help="frames per held-out sequence")

@@ -109,7 +109,9 @@ def _print_summary(summary: dict) -> None:
           f"{summary['lost_frames']} lost{' ' + str(summary['lost_spans']) if summary['lost_spans'] else ''}")
     print(f"speed: {t['overall_fps']:.2f} fps overall; tracking {t['tracking_fps']:.1f} fps without the network; "
           f"{t['depth_calls_per_frame']:.2f} depth calls per frame; per frame (ms): "
-          + ", ".join(f"{k} {t[k + '_ms_per_frame']:.0f}" for k in ("load", "depth", "tracking", "fusion")))
+          + ", ".join(f"{k} {t[k + '_ms_per_frame']:.1f}" for k in ("load", "depth", "tracking", "fusion"))
+          + " (tracking = features {:.1f} + pose {:.1f} + BA {:.1f} + keyframes)".format(
+              *(t[f"tracking_{k}_ms_per_frame"] for k in ("features", "pose", "ba"))))
     if "metrics" in summary:
         print(_format_metrics(summary["metrics"]))
     if "map" in summary:

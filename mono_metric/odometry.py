@@ -9,6 +9,7 @@ Metric depth fixes the scale: the trajectory is in metres without scale alignmen
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -101,6 +102,7 @@ class Odometry:
         self._poses: list[np.ndarray] = []
         self._stamps: list[float] = []
         self._lost = False  # the previous frame was lost
+        self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0}  # cumulative seconds per stage
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
@@ -160,7 +162,10 @@ class Odometry:
         guess = self._constant_velocity()
         if len(self._uv) < cfg.min_inliers:
             return TrackResult(guess, "lost", 0, 0)
+        t0 = time.perf_counter()
         uv, good = self.frontend.find(self._prev_gray, gray, self._uv, self._desc)
+        t1 = time.perf_counter()
+        self.timings_s["features"] += t1 - t0
         uv, xyz, desc = uv[good], self._xyz[good], _take(self._desc, good)
         tracked = int(good.sum())
         if tracked < cfg.min_inliers:
@@ -175,6 +180,7 @@ class Odometry:
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
         T_world_cam = inv_se3(T_cam_world)
+        self.timings_s["pose"] += time.perf_counter() - t1
         if self._implausible(T_world_cam):
             return TrackResult(guess, "lost", len(inl), tracked)
         self._uv, self._xyz, self._desc = uv[inl], xyz[inl], _take(desc, inl)
@@ -247,8 +253,10 @@ class Odometry:
         if problem is None:
             return
         cfg = self.config
+        t0 = time.perf_counter()
         refined, _ = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0, depth_sigma_log=cfg.ba_depth_sigma,
                                              huber=2.0, steps=cfg.ba_steps)
+        self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
         T_old, T_new = result.T_world_cam, refined[-1]
         self._xyz = (self._xyz - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]

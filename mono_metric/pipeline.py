@@ -27,7 +27,7 @@ from mono_metric.mapping import PointCloudAccumulator, TSDFMap, mesh_accuracy, s
 from mono_metric.odometry import Odometry
 from mono_metric.types import Trajectory, format_kitti, format_tum
 
-STAGES = ("load", "depth", "tracking", "fusion")
+STAGES = ("load", "depth", "tracking", "fusion")  # tracking includes features, pose and ba (reported too)
 
 
 class OdometryPipeline:
@@ -112,6 +112,7 @@ class OdometryPipeline:
                               "triangles": len(mesh.triangles)}
         timings["fusion"] += time.perf_counter() - t3
         wall = time.perf_counter() - t_start
+        timings.update({f"tracking_{k}": v for k, v in odo.timings_s.items()})  # parts of 'tracking'
         timings_out = {f"{k}_ms_per_frame": v / max(n, 1) * 1000.0 for k, v in timings.items()}
         timings_out.update(tracking_fps=n / max(timings["tracking"], 1e-9), total_s=wall, overall_fps=n / max(wall, 1e-9),
                            depth_calls=depth_calls, depth_calls_per_frame=depth_calls / max(n, 1))

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mono_metric.datasets import SyntheticConfig, SyntheticSequence
-from mono_metric.train.losses import (LossWeights, normals_from_depth, pwn_loss, rpnl_loss, silog_loss,
-                                      total_loss, vnl_loss)
+from mono_metric.train.losses import (LossWeights, log_l1_loss, normals_from_depth, pwn_loss, rpnl_loss,
+                                      silog_loss, total_loss, vnl_loss)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def test_perfect_prediction_gives_zero(batch):
     assert rpnl_loss(pred, gt, mask, generator=_gen()) < 1e-6
     assert vnl_loss(pred, gt, mask, K, generator=_gen()) < 1e-4
     assert pwn_loss(pred, gt, mask, K, generator=_gen()) < 1e-5
+    assert log_l1_loss(pred, gt, mask) < 1e-6
     total, parts = total_loss(pred, gt, mask, K, generator=_gen())
     assert total < 1e-4 and set(parts) == {"silog", "rpnl", "vnl", "pwn"}
 
@@ -46,6 +47,8 @@ def test_scale_behaviour(batch):
     # SILog: invariant with full variance focus; keeps sqrt(1 - lambda) * |log s| otherwise.
     assert silog_loss(pred * s, gt, mask, variance_focus=1.0) < 1e-3
     assert silog_loss(pred * s, gt, mask, variance_focus=0.85) == pytest.approx(np.sqrt(0.15) * np.log(s), rel=1e-3)
+    # log-L1: sees a global scale exactly.
+    assert log_l1_loss(pred * s, gt, mask) == pytest.approx(np.log(s), rel=1e-4)
     # RPNL: invariant to scale and shift.
     assert rpnl_loss(pred * s + 0.3, gt, mask, generator=_gen()) < 1e-5
     # VNL and PWN: normals do not change under a global scale of the points.
@@ -61,7 +64,7 @@ def test_scale_behaviour(batch):
 def test_gradients_finite_with_invalid_pixels(batch):
     gt, mask, K = batch
     pred = (_perfect(gt) * 1.2 + 0.1 * torch.rand_like(gt)).requires_grad_(True)
-    total, _ = total_loss(pred, gt, mask, K, LossWeights(1.0, 1.0, 1.0, 1.0), generator=_gen())
+    total, _ = total_loss(pred, gt, mask, K, LossWeights(1.0, 1.0, 1.0, 1.0, 1.0), generator=_gen())
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(pred.grad).all()
     invalid = ~torch.isfinite(gt) | (gt <= 0)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mono_metric import Camera, InputError
-from mono_metric.depth import MODEL_SPECS, Metric3D
+from mono_metric.depth import Metric3D
+from mono_metric.depth.weights import OFFICIAL_WEIGHTS
 
 KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "metric3d" / "state_dict_keys.json"
 
@@ -18,7 +19,7 @@ def official_keys():
     return json.loads(KEYS_FILE.read_text())
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_SPECS))
+@pytest.mark.parametrize("name", sorted(OFFICIAL_WEIGHTS))
 def test_state_dict_matches_official_checkpoint(official_keys, name):
     model = Metric3D.build(name, device="meta")  # no memory is allocated
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}

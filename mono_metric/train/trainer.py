@@ -61,14 +61,22 @@ def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequenc
     return out
 
 
-def group_crops(samples: list[Sample], crop_hw) -> dict[str, tuple[int, int]]:
-    """Crop size per sample group: ``crop_hw`` shrunk to multiples of 32 that fit the group's images."""
-    crops = {}
-    for group in sorted({s.group for s in samples}):
-        hs = min(s.image.shape[0] for s in samples if s.group == group)
-        ws = min(s.image.shape[1] for s in samples if s.group == group)
-        crops[group] = (max(32, min(crop_hw[0], hs // 32 * 32)), max(32, min(crop_hw[1], ws // 32 * 32)))
-    return crops
+def batch_crop(samples: list[Sample], crop_hw) -> tuple[int, int]:
+    """``crop_hw`` shrunk to multiples of 32 that fit every image (one size: groups mix in a batch)."""
+    hs = min(s.image.shape[0] for s in samples)
+    ws = min(s.image.shape[1] for s in samples)
+    return max(32, min(crop_hw[0], hs // 32 * 32)), max(32, min(crop_hw[1], ws // 32 * 32))
+
+
+def draw_batch(by_group: dict[str, list[Sample]], batch_size: int, rng: np.random.Generator) -> list[Sample]:
+    """``batch_size`` samples, the groups (e.g. street, room) in equal shares: mixed batches keep the
+    BatchNorm statistics of training equal to the running ones used at inference."""
+    groups = sorted(by_group)
+    out = []
+    for k in range(batch_size):
+        pool = by_group[groups[k % len(groups)]]
+        out.append(pool[int(rng.integers(len(pool)))])
+    return out
 
 
 @torch.inference_mode()
@@ -155,9 +163,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     val = (synthetic_samples(cfg.data.synthetic, val=True, frames=cfg.data.val_frames_per_sequence,
                              sequences=cfg.data.val_sequences_per_scene)
            if cfg.data.val_sequences_per_scene else [])
-    crops = group_crops(samples, cfg.crop_hw)
-    groups = sorted(crops)
-    by_group = {g: [s for s in samples if s.group == g] for g in groups}
+    crop = batch_crop(samples, cfg.crop_hw)
+    by_group: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_group.setdefault(s.group, []).append(s)
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
@@ -181,10 +190,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     t0 = time.perf_counter()
     for step in bar:
         rng = np.random.default_rng([cfg.seed, step])
-        group = groups[step % len(groups)]
-        pool = by_group[group]
-        batch = make_batch([pool[i] for i in rng.integers(0, len(pool), cfg.batch_size)], crops[group], cfg.cstm,
-                           model.spec.canonical_focal_px, rng, cfg.data.max_depth_m)
+        batch = make_batch(draw_batch(by_group, cfg.batch_size, rng), crop, cfg.cstm, model.spec.canonical_focal_px,
+                           rng, cfg.data.max_depth_m)
         batch = {k: v.to(device) for k, v in batch.items()}
         pred = model(batch["image"])["depth"]
         if pred.shape[-2:] != batch["depth"].shape[-2:]:

@@ -96,11 +96,16 @@ class HourglassDecoder(nn.Module):
         feat_dim: hourglass output features (256 official).
         hourglass_width: widest hourglass level (128 official).
         residual_channels: width of the upsampling residual branch (16 official).
+        pixel_grid: feed absolute pixel coordinates to the residual branch (official). A model trained
+            on random crops must not see them (they differ between crops and full images): False
+            feeds zeros in their place (same parameters).
     """
 
     def __init__(self, feat_channels, dec_channels, min_depth: float = 0.3, max_depth: float = 150.0,
-                 num_bins: int = 512, feat_dim: int = 256, hourglass_width: int = 128, residual_channels: int = 16):
+                 num_bins: int = 512, feat_dim: int = 256, hourglass_width: int = 128, residual_channels: int = 16,
+                 pixel_grid: bool = True):
         super().__init__()
+        self.pixel_grid = pixel_grid
         self.decoder_mono = PyramidDecoder(feat_channels, dec_channels)
         self.conv_out_2 = Hourglass(dec_channels[1], feat_dim + 1, width=hourglass_width)
         n, r = num_bins, residual_channels
@@ -122,6 +127,8 @@ class HourglassDecoder(nn.Module):
         ys, xs = torch.meshgrid(torch.arange(H, dtype=depth.dtype, device=depth.device),
                                 torch.arange(W, dtype=depth.dtype, device=depth.device), indexing="ij")
         grid = torch.stack((xs, ys)).expand(B, 2, H, W)
+        if not self.pixel_grid:
+            grid = torch.zeros_like(grid)
         residual = self.conv_up_2(torch.cat((depth, grid, feat), 1))
         depth = F.interpolate(depth, scale_factor=4, mode="nearest") + 0.1 * residual
         return {"depth": depth, "confidence": F.interpolate(confidence, scale_factor=4, mode="nearest")}

@@ -40,6 +40,7 @@ class ModelSpec:
         canonical_focal_px: focal length of the canonical camera the network predicts for.
         depth_bins_range: v1 log-spaced bin range in canonical metres.
         num_bins, feat_dim, hourglass_width, residual_channels: v1 decoder head sizes.
+        pixel_grid: v1 residual branch sees absolute pixel coordinates (official; off for crop-trained models).
     """
 
     family: str
@@ -56,6 +57,7 @@ class ModelSpec:
     feat_dim: int = 256
     hourglass_width: int = 128
     residual_channels: int = 16
+    pixel_grid: bool = True
 
     @property
     def input_multiple(self) -> int:
@@ -76,7 +78,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     # canonical camera (300 px) is scaled like the official 1000 px to its 192x640 input.
     "mono_metric_tiny": ModelSpec("convnext", "nano", (32, 32, 64, 128), (192, 640), max_depth_m=200.0,
                                   canonical_focal_px=300.0, depth_bins_range=(0.1, 200.0), num_bins=128,
-                                  feat_dim=64, hourglass_width=64, residual_channels=8),
+                                  feat_dim=64, hourglass_width=64, residual_channels=8, pixel_grid=False),
 }
 
 
@@ -97,7 +99,7 @@ def build_depth_model(spec: ModelSpec) -> DensePredictor:
     if spec.family == "convnext":
         sizes = CONVNEXT_SIZES[spec.size]
         decoder = HourglassDecoder(sizes["dims"], spec.decoder_channels, *spec.depth_bins_range, spec.num_bins,
-                                   spec.feat_dim, spec.hourglass_width, spec.residual_channels)
+                                   spec.feat_dim, spec.hourglass_width, spec.residual_channels, spec.pixel_grid)
         return DensePredictor(ConvNeXtEncoder(**sizes), decoder)
     if spec.family == "vit":
         sizes = VIT_SIZES[spec.size]
