@@ -192,6 +192,27 @@ class Camera:
             )
 
 
+COEFF_COUNTS = (4, 5, 8)
+
+
+def check_distortion(coeffs, source: str = "distortion") -> np.ndarray | None:
+    """Validated (N,) float64 coefficients, or None when absent or all zero.
+
+    Raises:
+        InputError: wrong count or non-finite values.
+    """
+    if coeffs is None:
+        return None
+    try:
+        d = np.asarray(coeffs, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{source}: distortion coefficients must be numbers, got {coeffs!r}") from err
+    if d.size not in COEFF_COUNTS or not np.isfinite(d).all():
+        raise InputError(f"{source}: expected {'/'.join(map(str, COEFF_COUNTS))} finite OpenCV coefficients "
+                         f"k1 k2 p1 p2 [k3 [k4 k5 k6]], got {list(d)}")
+    return None if not d.any() else d
+
+
 def _check_points(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:

@@ -89,8 +89,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         opts["missing"] = "skip"
     seq = load_sequence(args.path, args.kind, **opts)
     depth = {k: v for k, v in (("source", args.depth), ("weights", args.weights), ("device", args.device)) if v}
-    cfg = load_config(args.config, {"depth": depth} if depth else None)
-    summary = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet).run()
+    overrides = {"depth": depth} if depth else {}
+    if args.self_calibrate:
+        overrides["camera"] = {"self_calibrate": True}
+    cfg = load_config(args.config, overrides)
+    if getattr(seq, "camera_note", None):
+        print(f"{seq.name}: {seq.camera_note}")
+    pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet)
+    summary = pipeline.run()
     _print_summary(summary)
     return 0
 
@@ -104,7 +110,9 @@ def _parse_intrinsics(text: str) -> tuple[float, float, float, float]:
 
 
 def _print_summary(summary: dict) -> None:
-    t = summary["timings"]
+    t, cam = summary["timings"], summary["camera"]
+    print(f"camera: fx {cam['fx']:.1f} fy {cam['fy']:.1f} cx {cam['cx']:.1f} cy {cam['cy']:.1f} px ({cam['note']}"
+          + (", frames undistorted" if cam.get("undistorted_with") else "") + ")")
     print(f"{summary['sequence']}: {summary['frames']} frames, {summary['keyframes']} keyframes, "
           f"{summary['lost_frames']} lost{' ' + str(summary['lost_spans']) if summary['lost_spans'] else ''}")
     print(f"speed: {t['overall_fps']:.2f} fps overall; tracking {t['tracking_fps']:.1f} fps without the network; "
@@ -145,11 +153,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _camera_from_args(args: argparse.Namespace, width: int, height: int, source: Path):
     from mono_metric.datasets.images import resolve_camera
+    from mono_metric.datasets.metadata import image_focal_35mm
 
-    if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) != 1:
-        raise InputError("give exactly one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
+    if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) > 1:
+        raise InputError("give only one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
     camera = _parse_intrinsics(args.intrinsics) if args.intrinsics is not None else None
-    return resolve_camera(width, height, camera, args.camera, args.fov, source)
+    return resolve_camera(width, height, camera, args.camera, args.fov, source, image_focal_35mm(source))
 
 
 def _cmd_depth(args: argparse.Namespace) -> int:
@@ -170,7 +179,9 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for path in files:
         image = read_rgb(path)
-        camera = _camera_from_args(args, image.shape[1], image.shape[0], path)
+        camera, note = _camera_from_args(args, image.shape[1], image.shape[0], path)
+        if not any(a is not None for a in (args.intrinsics, args.camera, args.fov)):
+            print(f"{path.name}: {note}")
         pred = model.predict(image, camera, input_hw=input_hw)
         written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
         valid = pred.depth_m[pred.depth_m > 0]
@@ -220,10 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override depth.source: gt, gt_degraded, mono_metric_tiny or a Metric3D model name")
     r.add_argument("--weights", help="checkpoint of the depth model (default: cached official file)")
     r.add_argument("--device", help="where the depth model runs: cpu, cuda, ...")
-    r.add_argument("--fov", type=float, help="horizontal field of view in degrees (images/video)")
+    r.add_argument("--fov", type=float, help="horizontal field of view in degrees (images/video; default: the "
+                   "file's 35 mm-equivalent focal length, else a 26 mm phone lens, printed)")
     r.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels of the full-resolution frames (images/video)")
     r.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height) (images/video)")
     r.add_argument("--max-width", type=int, help="video: downscale wider frames to this width")
+    r.add_argument("--self-calibrate", action="store_true",
+                   help="estimate the focal length from the first frames' motion (camera.self_calibrate)")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
     r.add_argument("--stride", type=int, default=1)
     r.add_argument("--max-frames", type=int)

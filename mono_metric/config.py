@@ -158,9 +158,39 @@ class MappingConfig:
 
 
 @dataclass
+class CameraConfig:
+    """Intrinsics corrections applied to the frames before depth and tracking.
+
+    Attributes:
+        undistort: remap frames to the pinhole model with the loader's (or ``distortion``'s)
+            coefficients, once per frame with precomputed maps.
+        distortion: OpenCV coefficients [k1, k2, p1, p2(, k3)] replacing the loader's; None keeps them.
+        self_calibrate: estimate the focal length (fx = fy, principal point kept) from the first
+            ``calib_frames`` frames and use it for the depth network and the odometry.
+        calib_frames: frames used by the self-calibration (the camera must move through 3D structure).
+        calib_hfov_range_deg: [min, max] horizontal field of view searched.
+    """
+
+    undistort: bool = True
+    distortion: list | None = None
+    self_calibrate: bool = False
+    calib_frames: int = 120
+    calib_hfov_range_deg: list = field(default_factory=lambda: [25.0, 130.0])
+
+    def validate(self) -> None:
+        from mono_metric.camera import check_distortion
+
+        if self.distortion is not None:
+            check_distortion(self.distortion, "config camera.distortion")
+        check_range("camera.calib_frames", self.calib_frames, 2, 100000)
+        check_pair("camera.calib_hfov_range_deg", self.calib_hfov_range_deg, 5.0, 175.0)
+
+
+@dataclass
 class Config:
     """All settings of a run."""
 
+    camera: CameraConfig = field(default_factory=CameraConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)

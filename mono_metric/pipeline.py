@@ -2,8 +2,8 @@
 
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
 so an interrupted run keeps what it had), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
-``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, and when ground
-truth exists ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
+(the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
 from mono_metric.depth.export import colorize_depth
@@ -26,6 +27,7 @@ from mono_metric.geometry import inv_se3
 from mono_metric.mapping import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
 from mono_metric.types import Trajectory, format_kitti, format_tum
+from mono_metric.undistort import CameraAdjusted
 
 STAGES = ("load", "depth", "tracking", "fusion")  # tracking includes features, pose and ba (reported too)
 
@@ -50,12 +52,37 @@ class OdometryPipeline:
         except OSError as err:
             raise InputError(f"output folder {self.out_dir} is not writable ({err.strerror}); choose another --out") from err
 
+    def prepare_camera(self) -> Sequence:
+        """The sequence as tracked: undistorted and/or with a self-calibrated focal length (``camera`` config).
+
+        Writes ``camera.yaml`` (the intrinsics used) and, after self-calibration, ``calibration.json``.
+        """
+        seq, ccfg = self.sequence, self.config.camera
+        self.camera_info = {"note": getattr(seq, "camera_note", None) or "intrinsics given with the data"}
+        if ccfg.undistort and (ccfg.distortion is not None or seq.distortion is not None):
+            seq = CameraAdjusted(seq, undistort=True, distortion=ccfg.distortion)
+            self.camera_info["undistorted_with"] = [float(v) for v in seq.undistorter.coeffs] if seq.undistorter else None
+        if ccfg.self_calibrate:
+            n = min(len(seq), ccfg.calib_frames)
+            est = estimate_focal([seq[i].image for i in range(n)], seq.camera.cx, seq.camera.cy,
+                                 tuple(ccfg.calib_hfov_range_deg))
+            seq = CameraAdjusted(seq, undistort=False, camera=est.camera())
+            self.camera_info.update(note=est.describe() + f" from the first {n} frames", f_sigma_px=est.sigma_px,
+                                    calibration_pairs=est.pairs_used)
+            (self.out_dir / "calibration.json").write_text(json.dumps(
+                {"f_px": est.f_px, "sigma_px": est.sigma_px, "hfov_deg": est.hfov_deg, "cx": est.cx, "cy": est.cy,
+                 "frames": n, "pairs": est.pairs_used}, indent=2))
+        self.camera_info.update(seq.camera.to_dict())
+        seq.camera.to_yaml(self.out_dir / "camera.yaml")
+        return seq
+
     def run(self) -> dict:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths)."""
-        seq, cfg = self.sequence, self.config
+        cfg = self.config
+        cfg.save(self.out_dir / "config.yaml")
+        seq = self.prepare_camera()
         depth_source = make_depth_source(cfg.depth)
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
-        cfg.save(self.out_dir / "config.yaml")
         mcfg = cfg.mapping
         tsdf = cloud = None
         if mcfg.enabled:
@@ -101,7 +128,7 @@ class OdometryPipeline:
         n = len(statuses)
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()),
                    "lost_frames": statuses.count("lost"), "lost_spans": _spans(statuses, "lost"),
-                   "out_dir": str(self.out_dir)}
+                   "camera": self.camera_info, "out_dir": str(self.out_dir)}
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:

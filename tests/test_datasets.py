@@ -63,8 +63,10 @@ def _write_images(folder, n, size=(64, 48)):
 
 def test_image_folder(tmp_path):
     _write_images(tmp_path / "imgs", 5)
-    with pytest.raises(InputError, match="exactly one"):
-        load_sequence(tmp_path / "imgs")
+    assumed = load_sequence(tmp_path / "imgs")  # no intrinsics, no EXIF: the phone default, said loudly
+    assert "ASSUMED" in assumed.camera_note and 60 < assumed.camera.hfov_deg < 75
+    with pytest.raises(InputError, match="only one"):
+        load_sequence(tmp_path / "imgs", fov_deg=60.0, intrinsics=tmp_path / "x.yaml")
     seq = load_sequence(tmp_path / "imgs", fov_deg=60.0, stride=2)
     assert guess_kind(tmp_path / "imgs") == "images" and len(seq) == 3
     f = seq[1]

@@ -16,14 +16,16 @@ from mono_metric.types import Frame, Trajectory
 class Sequence(ABC):
     """A random-access sequence of :class:`Frame` sharing one camera; frames are loaded lazily.
 
-    Subclasses set ``name``, ``camera``, ``timestamps`` and optionally ``gt`` (a :class:`Trajectory`
-    with one pose per frame), and implement :meth:`_load`.
+    Subclasses set ``name``, ``camera``, ``timestamps``, optionally ``gt`` (a :class:`Trajectory`
+    with one pose per frame) and ``distortion`` (OpenCV coefficients of the raw frames, undistorted
+    by :class:`mono_metric.undistort.CameraAdjusted`), and implement :meth:`_load`.
     """
 
     name: str
     camera: Camera
     timestamps: np.ndarray
     gt: Trajectory | None = None
+    distortion: tuple[float, ...] | None = None
 
     def gt_mesh(self):
         """Ground-truth surface as an Open3D ``TriangleMesh`` in the world frame of ``gt``, if known."""

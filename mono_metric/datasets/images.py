@@ -6,9 +6,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mono_metric.camera import Camera
+from mono_metric.camera import Camera, check_distortion
 from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
-from mono_metric.errors import InputError
+from mono_metric.datasets.metadata import DEFAULT_FOCAL_35MM, focal_px_from_35mm, image_focal_35mm, video_focal_35mm
+from mono_metric.errors import InputError, read_yaml_mapping
 from mono_metric.types import Frame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -16,23 +17,47 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
 
 
 def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intrinsics: str | Path | None,
-                   fov_deg: float | None, source: Path) -> Camera:
-    """One camera from exactly one of: a Camera or (fx, fy, cx, cy), an intrinsics YAML path, a horizontal FOV."""
+                   fov_deg: float | None, source: Path, focal_35mm: float | None = None) -> tuple[Camera, str]:
+    """One camera from at most one of: a Camera or (fx, fy, cx, cy), an intrinsics YAML path, a horizontal FOV.
+
+    With none given: the file's 35 mm-equivalent focal length (``focal_35mm``, from metadata) when
+    known, else the phone default of :data:`DEFAULT_FOCAL_35MM`. Returns the camera and a note saying
+    where it came from (printed, so a user sees what was assumed).
+    """
     given = [x is not None for x in (camera, intrinsics, fov_deg)]
-    if sum(given) != 1:
-        raise InputError(f"{source}: give exactly one of camera=, intrinsics= (YAML file) or fov_deg= "
-                         "(horizontal field of view) for an image folder or video")
+    if sum(given) > 1:
+        raise InputError(f"{source}: give only one of camera=, intrinsics= (YAML file) or fov_deg= "
+                         "(horizontal field of view)")
+    if not any(given):
+        f35, origin = (focal_35mm, "from the file's metadata") if focal_35mm else (DEFAULT_FOCAL_35MM, "ASSUMED")
+        f = focal_px_from_35mm(f35, width, height)
+        cam = Camera(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
+        note = (f"intrinsics {origin}: {f35:g} mm-equivalent focal length = {f:.1f} px, horizontal FOV "
+                f"{cam.hfov_deg:.1f} deg")
+        if not focal_35mm:
+            note += ("; metric scale follows the focal length: give --fov/--intrinsics/--camera, or "
+                     "--self-calibrate to estimate it from the motion")
+        return cam, note
     if fov_deg is not None:
-        return Camera.from_fov(fov_deg, width, height)
+        return Camera.from_fov(fov_deg, width, height), f"intrinsics from a {fov_deg:g} deg horizontal FOV"
     if isinstance(camera, (tuple, list)):
         if len(camera) != 4:
             raise InputError(f"{source}: intrinsics must be four numbers fx, fy, cx, cy, got {camera!r}")
-        return Camera(*(float(v) for v in camera), width, height)
+        return Camera(*(float(v) for v in camera), width, height), "intrinsics given as fx, fy, cx, cy"
     cam = Camera.from_yaml(intrinsics) if intrinsics is not None else camera
     if (cam.width, cam.height) != (width, height):
         raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
                          f"{cam.width}x{cam.height}; give intrinsics of this resolution")
-    return cam
+    return cam, f"intrinsics from {intrinsics}" if intrinsics is not None else "intrinsics given as a Camera"
+
+
+def read_distortion(intrinsics: str | Path | None) -> tuple[float, ...] | None:
+    """Optional ``distortion: [k1, k2, p1, p2, k3]`` of an intrinsics YAML file."""
+    if intrinsics is None:
+        return None
+    coeffs = check_distortion(read_yaml_mapping(intrinsics, "intrinsics file", "fx, fy, cx, cy, width, height")
+                              .get("distortion"), f"{intrinsics} distortion")
+    return None if coeffs is None else tuple(float(v) for v in coeffs)
 
 
 class ImageFolder(Sequence):
@@ -40,8 +65,10 @@ class ImageFolder(Sequence):
 
     Args:
         path: folder of images (png/jpg/...).
-        camera, intrinsics, fov_deg: exactly one source of intrinsics; ``intrinsics`` defaults to
-            ``intrinsics.yaml``/``camera.yaml`` inside the folder when present.
+        camera, intrinsics, fov_deg: at most one source of intrinsics; ``intrinsics`` defaults to
+            ``intrinsics.yaml``/``camera.yaml`` inside the folder when present, else the first
+            image's EXIF 35 mm-equivalent focal length, else a phone default (see ``camera_note``).
+            An intrinsics YAML may carry ``distortion: [k1, k2, p1, p2, k3]``.
         fps: frame rate used for timestamps.
         stride, start, max_frames: frame selection.
     """
@@ -56,7 +83,9 @@ class ImageFolder(Sequence):
         if camera is None and intrinsics is None and fov_deg is None:
             intrinsics = next((root / n for n in ("intrinsics.yaml", "camera.yaml") if (root / n).is_file()), None)
         width, height = image_size(files[0])
-        self.camera = resolve_camera(width, height, camera, intrinsics, fov_deg, root)
+        self.camera, self.camera_note = resolve_camera(width, height, camera, intrinsics, fov_deg, root,
+                                                       image_focal_35mm(files[0]))
+        self.distortion = read_distortion(intrinsics)
         idx = select(len(files), stride, start, max_frames)
         self.files = [files[i] for i in idx]
         self.timestamps = idx / float(fps)
@@ -71,7 +100,9 @@ class VideoFile(Sequence):
 
     Args:
         path: video file.
-        camera, intrinsics, fov_deg: exactly one source of intrinsics (of the video's full resolution).
+        camera, intrinsics, fov_deg: at most one source of intrinsics (of the video's full resolution);
+            none: the QuickTime 35 mm-equivalent focal length when the file has it, else a phone
+            default (see ``camera_note``).
         stride, start, max_frames: frame selection.
         max_width: frames wider than this are downscaled (area filter), intrinsics with them.
     """
@@ -87,7 +118,9 @@ class VideoFile(Sequence):
         cap.release()
         if not ok:
             raise InputError(f"video {self.path} has no readable frame")
-        self.camera = resolve_camera(first.shape[1], first.shape[0], camera, intrinsics, fov_deg, self.path)
+        self.camera, self.camera_note = resolve_camera(first.shape[1], first.shape[0], camera, intrinsics, fov_deg,
+                                                       self.path, video_focal_35mm(self.path))
+        self.distortion = read_distortion(intrinsics)
         self._full_size = (self.camera.width, self.camera.height)
         if max_width is not None and self.camera.width > max_width:
             height = round(self.camera.height * max_width / self.camera.width)

@@ -1,11 +1,12 @@
 """TUM RGB-D: ``rgb.txt``, ``depth.txt``, ``groundtruth.txt``; depth PNGs are uint16 / 5000."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
-from mono_metric.camera import Camera
+from mono_metric.camera import Camera, check_distortion
 from mono_metric.datasets.base import Sequence, image_size, read_depth_png, read_rgb, select
 from mono_metric.errors import InputError
 from mono_metric.types import Frame, Trajectory
@@ -15,6 +16,12 @@ TUM_INTRINSICS = {
     "freiburg1": (517.3, 516.5, 318.6, 255.3),
     "freiburg2": (520.9, 521.0, 325.1, 249.7),
     "freiburg3": (535.4, 539.2, 320.1, 247.6),
+}
+# Published radial-tangential distortion of the RGB cameras (OpenCV order k1 k2 p1 p2 k3); freiburg3
+# images were already undistorted by the dataset authors.
+TUM_DISTORTION = {
+    "freiburg1": (0.2624, -0.9531, -0.0054, 0.0026, 1.1633),
+    "freiburg2": (0.2312, -0.7849, -0.0033, -0.0001, 0.9172),
 }
 DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 DEPTH_SCALE = 5000.0
@@ -55,14 +62,18 @@ class TumRGBD(Sequence):
     Args:
         path: folder with ``rgb.txt`` (and ``depth.txt``, ``groundtruth.txt`` when present).
         intrinsics: (fx, fy, cx, cy); default from ``intrinsics.txt`` in the folder, else by the
-            freiburg sensor named in the folder name, else the dataset's default 525/319.5/239.5.
+            freiburg sensor named in the folder name ('freiburg1' or 'fr1'), else the dataset's default 525/319.5/239.5.
+        distortion: OpenCV coefficients (k1, k2, p1, p2[, k3]) of the RGB frames; default those on the
+            ``intrinsics.txt`` line (``fx fy cx cy d0 d1 d2 d3 d4``), else the published ones of the
+            freiburg sensor when its intrinsics are used. ``()`` means none. Frames are undistorted by
+            the pipeline (``camera.undistort``).
         max_diff_s: largest timestamp gap for RGB-depth and RGB-pose association.
         missing: 'error' (default) if a listed image file is absent, or 'skip' to drop such frames.
         stride, start, max_frames: frame selection after association.
     """
 
     def __init__(self, path: str | Path, intrinsics: tuple[float, float, float, float] | None = None,
-                 max_diff_s: float = 0.02, missing: str = "error", stride: int = 1, start: int = 0,
+                 distortion: tuple[float, ...] | None = None, max_diff_s: float = 0.02, missing: str = "error", stride: int = 1, start: int = 0,
                  max_frames: int | None = None):
         root = Path(path)
         if missing not in ("error", "skip"):
@@ -93,23 +104,32 @@ class TumRGBD(Sequence):
         self.timestamps = rgb_t[rows]
         self.gt = Trajectory(self.timestamps, poses[rows]) if gt is not None else None
         width, height = image_size(self.rgb_files[0])
-        self.camera = Camera(*self._intrinsics(root, intrinsics), width, height)
+        *k, dist = self._intrinsics(root, intrinsics)
+        self.camera = Camera(*k, width, height)
+        dist = dist if distortion is None else (tuple(distortion) or None)
+        self.distortion = None if check_distortion(dist, f"{root} distortion") is None else tuple(map(float, dist))
         self.name = root.name if root.name.startswith("tum") else f"tum_{root.name}"
 
     @staticmethod
-    def _intrinsics(root: Path, given) -> tuple[float, float, float, float]:
+    def _intrinsics(root: Path, given) -> tuple:
+        """(fx, fy, cx, cy, distortion or None)."""
+        match = re.search(r"(?:freiburg|fr)([123])", root.name)
+        sensor = f"freiburg{match.group(1)}" if match else None
         if given is not None:
-            return tuple(float(v) for v in given)
+            return (*(float(v) for v in given), None)
         f = root / "intrinsics.txt"
         if f.is_file():
             lines = [l for l in f.read_text().splitlines() if l.strip() and l.strip()[0] in "0123456789.-"]
             if lines:
                 cam = Camera.from_tum_line(lines[0])
-                return cam.fx, cam.fy, cam.cx, cam.cy
-        for key, val in TUM_INTRINSICS.items():
-            if key in root.name:
-                return val
-        return DEFAULT_INTRINSICS
+                extra = [float(v) for v in lines[0].replace(",", " ").split()[4:]]
+                k = (cam.fx, cam.fy, cam.cx, cam.cy)
+                if not extra and sensor and np.allclose(k, TUM_INTRINSICS[sensor]):  # the published calibration
+                    return (*k, TUM_DISTORTION.get(sensor))
+                return (*k, tuple(extra) if extra else None)
+        if sensor:
+            return (*TUM_INTRINSICS[sensor], TUM_DISTORTION.get(sensor))
+        return (*DEFAULT_INTRINSICS, None)
 
     def _load(self, index: int) -> Frame:
         depth = read_depth_png(self.depth_files[index], DEPTH_SCALE) if self.depth_files else None

@@ -45,6 +45,7 @@ class SyntheticConfig:
         fps: frame rate (timestamps).
         speed_mps: mean camera speed in metres per second.
         noise_std: additive image noise in 8-bit levels.
+        k1, k2, p1, p2, k3: OpenCV lens distortion of the rendered frames (0: pinhole).
     """
 
     scene: str = "street"
@@ -59,6 +60,16 @@ class SyntheticConfig:
     fps: float | None = None
     speed_mps: float | None = None
     noise_std: float = 1.5
+    k1: float = 0.0
+    k2: float = 0.0
+    p1: float = 0.0
+    p2: float = 0.0
+    k3: float = 0.0
+
+    @property
+    def distortion(self) -> tuple[float, ...] | None:
+        coeffs = (self.k1, self.k2, self.p1, self.p2, self.k3)
+        return coeffs if any(coeffs) else None
 
     def resolved(self) -> "SyntheticConfig":
         """A copy with every ``None`` filled from the scene defaults; validates values."""
@@ -116,12 +127,13 @@ class SyntheticSequence(Sequence):
         self.timestamps = np.arange(cfg.frames) / cfg.fps
         self.gt = Trajectory(self.timestamps, poses)
         self.renderer = Renderer(self.scene, cfg.seed)
+        self.distortion = cfg.distortion
         self.name = f"synthetic_{cfg.scene}_seed{cfg.seed}"
 
     def _load(self, index: int) -> Frame:
         T = self.gt.T_world_cam[index]
         rgb, depth = self.renderer.render(self.camera, T, self.config.noise_std,
-                                          noise_seed=self.config.seed * 100003 + index)
+                                          noise_seed=self.config.seed * 100003 + index, distortion=self.distortion)
         return Frame(index, float(self.timestamps[index]), rgb, self.camera, depth, T.copy())
 
     def gt_mesh(self):

@@ -98,16 +98,23 @@ class Renderer:
                                o3d.core.Tensor(scene.triangles, o3d.core.uint32))
         self._normals = scene.normals
         self._tangent, self._bitangent = scene.texture_basis()
-        self._rays_cache: tuple[Camera, np.ndarray] | None = None
+        self._rays_cache: tuple | None = None
 
-    def _camera_rays(self, camera: Camera) -> np.ndarray:
+    def _camera_rays(self, camera: Camera, distortion: tuple[float, ...] | None) -> np.ndarray:
         """(H*W, 3) float32 camera-frame rays with z = 1, cached for the last camera."""
-        if self._rays_cache is None or self._rays_cache[0] != camera:
-            self._rays_cache = (camera, camera.pixel_rays().reshape(-1, 3).astype(np.float32))
+        key = (camera, tuple(distortion) if distortion is not None else None)
+        if self._rays_cache is None or self._rays_cache[0] != key:
+            rays = camera.pixel_rays().reshape(-1, 3)
+            if distortion is not None:  # a distorted pixel sees along the ray of its pinhole position
+                from mono_metric.undistort import undistort_points
+
+                uv = undistort_points(rays[:, :2] * [camera.fx, camera.fy] + [camera.cx, camera.cy], camera, distortion)
+                rays = np.column_stack([(uv - [camera.cx, camera.cy]) / [camera.fx, camera.fy], np.ones(len(uv))])
+            self._rays_cache = (key, rays.astype(np.float32))
         return self._rays_cache[1]
 
     def render(self, camera: Camera, T_world_cam: np.ndarray, noise_std: float = 0.0,
-               noise_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               noise_seed: int = 0, distortion: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Render one view.
 
         Args:
@@ -115,6 +122,7 @@ class Renderer:
             T_world_cam: (4, 4) camera pose.
             noise_std: std of additive Gaussian image noise in 8-bit levels.
             noise_seed: seed of that noise.
+            distortion: OpenCV coefficients k1, k2, p1, p2[, k3]: render the distorted image.
 
         Returns:
             rgb: (H, W, 3) uint8.
@@ -122,7 +130,7 @@ class Renderer:
         """
         H, W = camera.height, camera.width
         R, t = T_world_cam[:3, :3].astype(np.float32), T_world_cam[:3, 3].astype(np.float32)
-        dirs = self._camera_rays(camera) @ R.T  # camera rays have z = 1, so the hit parameter is z-depth
+        dirs = self._camera_rays(camera, distortion) @ R.T  # camera rays have z = 1, so the hit parameter is z-depth
         rays = np.empty((len(dirs), 6), np.float32)
         rays[:, :3] = t
         rays[:, 3:] = dirs
