@@ -1,4 +1,4 @@
-"""Command line: ``mono-metric demo | run | depth | train | eval``.
+"""Command line: ``mono-metric demo | run | depth | train | export-onnx | eval``.
 
 Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceback.
 """
@@ -206,6 +206,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from mono_metric.depth import Metric3D
+    from mono_metric.depth.onnx import compare_onnx, export_onnx
+
+    model = Metric3D.from_pretrained(args.model, args.weights)
+    out = Path(args.out or f"{args.model}_{args.height}x{args.width}.onnx")
+    t0 = time.perf_counter()
+    export_onnx(model, out, args.height, args.width, args.opset)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.json in {time.perf_counter() - t0:.1f} s")
+    if not args.no_check:
+        report = compare_onnx(model, out)
+        print("onnxruntime vs PyTorch (CPU, one random input): " + ", ".join(
+            f"{k.replace('_max_rel_err', '')} max rel err {v:.2e}" for k, v in report.items() if k.endswith("rel_err")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mono-metric", description="Monocular metric visual odometry.")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -267,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
+
+    x = sub.add_parser("export-onnx", help="export the depth network to ONNX at a fixed input size")
+    x.add_argument("--model", default="mono_metric_tiny", help="a model name (default: the embedded one)")
+    x.add_argument("--weights", help="checkpoint file (default: embedded or cached official file)")
+    x.add_argument("--height", type=int, required=True, help="network input height (a multiple of 32 or 28)")
+    x.add_argument("--width", type=int, required=True, help="network input width")
+    x.add_argument("--opset", type=int, default=18)
+    x.add_argument("--out", help="output .onnx file (default: MODEL_HxW.onnx)")
+    x.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    x.set_defaults(func=_cmd_export_onnx)
 
     e = sub.add_parser("eval", help="evaluate an estimated trajectory against ground truth")
     e.add_argument("--gt", required=True)
