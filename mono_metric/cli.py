@@ -95,7 +95,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if getattr(seq, "camera_note", None):
         print(f"{seq.name}: {seq.camera_note}")
-    pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet)
+    pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet, resume=args.resume,
+                                snapshot_every_s=args.snapshot_every)
     summary = pipeline.run()
     _print_summary(summary)
     return 0
@@ -113,6 +114,8 @@ def _print_summary(summary: dict) -> None:
     t, cam = summary["timings"], summary["camera"]
     print(f"camera: fx {cam['fx']:.1f} fy {cam['fy']:.1f} cx {cam['cx']:.1f} cy {cam['cy']:.1f} px ({cam['note']}"
           + (", frames undistorted" if cam.get("undistorted_with") else "") + ")")
+    if summary.get("resumed_at_frame"):
+        print(f"resumed from the snapshot at frame {summary['resumed_at_frame']}")
     print(f"{summary['sequence']}: {summary['frames']} frames, {summary['keyframes']} keyframes, "
           f"{summary['lost_frames']} lost{' ' + str(summary['lost_spans']) if summary['lost_spans'] else ''}")
     print(f"speed: {t['overall_fps']:.2f} fps overall; tracking {t['tracking_fps']:.1f} fps without the network; "
@@ -258,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stride", type=int, default=1)
     r.add_argument("--max-frames", type=int)
     r.add_argument("--out", default="outputs/run")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a killed run in --out from its last snapshot (same data and options)")
+    r.add_argument("--snapshot-every", type=float, default=30.0, metavar="S",
+                   help="snapshot the run on the first keyframe after S seconds (0: every keyframe)")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_run)
 

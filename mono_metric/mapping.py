@@ -68,6 +68,15 @@ class TSDFMap:
         self.grid.integrate(blocks, d, c, self._K, extrinsic, 1.0, self.max_depth_m, self.trunc_voxels)
         self.frames += 1
 
+    def save(self, path: str | Path) -> None:
+        """Write the voxel grid (Open3D ``.npz``) for :meth:`load_grid`."""
+        self.grid.save(str(path))
+
+    def load_grid(self, path: str | Path, frames: int) -> None:
+        """Replace the grid by one written with :meth:`save` (``frames`` fused so far)."""
+        self.grid = o3d.t.geometry.VoxelBlockGrid.load(str(path)).to(self.device)
+        self.frames = int(frames)
+
     @property
     def block_count(self) -> int:
         """Allocated voxel blocks (memory grows with this)."""
@@ -110,6 +119,12 @@ class PointCloudAccumulator:
         if self._pending > 2_000_000 or len(self.cloud.points) > 4_000_000:
             self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)
             self._pending = 0
+
+    def restore(self, points: np.ndarray, colors: np.ndarray, pending: int) -> None:
+        """Continue from saved points and colours (N, 3)."""
+        self.cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
+        self.cloud.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
+        self._pending = int(pending)
 
     def result(self) -> o3d.geometry.PointCloud:
         self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)

@@ -263,6 +263,52 @@ class Odometry:
         result.T_world_cam = T_new
         self._kf.T_world_cam, self._kf.xyz_world = T_new.copy(), self._xyz.copy()
 
+    # ----------------------------------------------------------------- resumable state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling).
+
+        The local-BA window is not included: a restored odometry starts it empty.
+        """
+        kfs = self._keyframes
+        empty = np.zeros((0, 0), np.float32)
+        return {
+            "prev_gray": self._prev_gray if self._prev_gray is not None else np.zeros((0, 0), np.uint8),
+            "uv": self._uv, "xyz": self._xyz, "lm": self._lm,
+            "desc": empty if self._desc is None else self._desc.detach().cpu().numpy(),
+            "has_desc": np.array(self._desc is not None),
+            "kf_index": np.array([k.index for k in kfs], np.int64),
+            "kf_timestamp": np.array([k.timestamp for k in kfs], np.float64),
+            "kf_T": np.array([k.T_world_cam for k in kfs]).reshape(-1, 4, 4),
+            "kf_median_depth": np.array([k.median_depth_m for k in kfs], np.float64),
+            "kf_sizes": np.array([len(k.xyz_world) for k in kfs], np.int64),
+            "kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
+            "kf_uv": getattr(self, "_kf_uv", np.zeros((0, 2), np.float32)),
+            "kf_depth": getattr(self, "_kf_depth", np.zeros(0)),
+            "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
+            "lost": np.array(self._lost),
+            "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba")]),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`state_dict` (same config and camera)."""
+        prev = np.asarray(state["prev_gray"])
+        if prev.size and prev.shape != (self.camera.height, self.camera.width):
+            raise InputError(f"saved odometry state is for {prev.shape[1]}x{prev.shape[0]} frames, the camera is "
+                             f"{self.camera.width}x{self.camera.height}; resume with the same data and config")
+        self._prev_gray = prev if prev.size else None
+        self._uv = np.asarray(state["uv"], np.float32)
+        self._xyz, self._lm = np.asarray(state["xyz"], np.float64), np.asarray(state["lm"], int)
+        self._desc = torch.from_numpy(np.asarray(state["desc"])).to(self.config.device) if bool(state["has_desc"]) else None
+        xyz = np.split(np.asarray(state["kf_xyz"]), np.cumsum(state["kf_sizes"])[:-1]) if len(state["kf_sizes"]) else []
+        self._keyframes = [Keyframe(int(i), float(t), np.array(T), np.array(p), float(d)) for i, t, T, p, d in zip(
+            state["kf_index"], state["kf_timestamp"], state["kf_T"], xyz, state["kf_median_depth"])]
+        self._kf = self._keyframes[-1] if self._keyframes else None
+        self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
+        self._poses = [np.array(T) for T in state["poses"]]
+        self._stamps = [float(t) for t in state["stamps"]]
+        self._lost = bool(state["lost"])
+        self.timings_s = dict(zip(("features", "pose", "ba"), (float(v) for v in state["timings"])))
+
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
         """All poses estimated so far."""

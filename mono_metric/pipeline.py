@@ -26,6 +26,7 @@ from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
 from mono_metric.mapping import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
+from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot
 from mono_metric.types import Trajectory, format_kitti, format_tum
 from mono_metric.undistort import CameraAdjusted
 
@@ -40,10 +41,16 @@ class OdometryPipeline:
         config: validated settings (saved as ``config.yaml`` next to the results).
         out_dir: results folder (created).
         progress: show a progress bar.
+        resume: continue from the snapshot in ``out_dir`` (of a killed run with the same data and
+            config) when there is one.
+        snapshot_every_s: take a snapshot on the first keyframe after this many seconds (0: on every
+            keyframe; None: never).
     """
 
-    def __init__(self, sequence: Sequence, config: Config, out_dir: str | Path, progress: bool = True):
+    def __init__(self, sequence: Sequence, config: Config, out_dir: str | Path, progress: bool = True,
+                 resume: bool = False, snapshot_every_s: float | None = 30.0):
         self.sequence, self.config, self.progress = sequence, config.validate(), progress
+        self.resume, self.snapshot_every_s = resume, snapshot_every_s
         self.out_dir = Path(out_dir)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +86,15 @@ class OdometryPipeline:
     def run(self) -> dict:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths)."""
         cfg = self.config
+        snap = load_snapshot(self.out_dir) if self.resume else None
+        if snap is not None and snap.progress["config"] != cfg.to_dict():
+            raise InputError(f"{self.out_dir} holds a snapshot of a run with another config; resume with the same "
+                             "--config and options, or use a new --out")
         cfg.save(self.out_dir / "config.yaml")
         seq = self.prepare_camera()
+        if snap is not None and snap.progress["frames"] != len(seq):
+            raise InputError(f"{self.out_dir} holds a snapshot of a {snap.progress['frames']}-frame sequence, this one "
+                             f"has {len(seq)}; resume with the same data and options, or use a new --out")
         depth_source = make_depth_source(cfg.depth)
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         mcfg = cfg.mapping
@@ -90,13 +104,30 @@ class OdometryPipeline:
             cloud = PointCloudAccumulator(seq.camera, mcfg.cloud_voxel_m, mcfg.max_depth_m)
         timings = dict.fromkeys(STAGES, 0.0)
         statuses: list[str] = []
-        depth_calls = 0
+        depth_calls = start = 0
+        if snap is not None:
+            odo.load_state_dict(snap.odometry)
+            if tsdf is not None and snap.tsdf_path is not None:
+                tsdf.load_grid(snap.tsdf_path, snap.progress["tsdf_frames"])
+            if cloud is not None and snap.cloud is not None:
+                cloud.restore(snap.cloud["points"], snap.cloud["colors"], int(snap.cloud["pending"]))
+            statuses, depth_calls, start = snap.progress["statuses"], snap.progress["depth_calls"], len(snap.progress["statuses"])
+            timings.update(snap.progress["timings"])
         files = {name: open(self.out_dir / name, "w") for name in
                  ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")}
-        bar = tqdm(range(len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True)
-        t_start = time.perf_counter()
+        if start:  # the files as they were at the snapshot (frames after it are recomputed)
+            traj = odo.trajectory()
+            files["trajectory_kitti.txt"].write(format_kitti(traj.T_world_cam))
+            files["trajectory_tum.txt"].write(format_tum(traj.timestamps, traj.T_world_cam))
+            kfs = odo.keyframes()
+            files["keyframes_tum.txt"].write(format_tum(np.array([k.timestamp for k in kfs]),
+                                                        np.array([k.T_world_cam for k in kfs])))
+        bar = tqdm(range(start, len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True,
+                   initial=start, total=len(seq))
+        t_start = last_snapshot = time.perf_counter()
         try:
             for i in bar:
+                cv2.setRNGSeed(i)  # RANSAC draws depend on the frame only: a resumed run repeats them
                 t0 = time.perf_counter()
                 frame = seq[i]
                 timings["load"] += time.perf_counter() - t0
@@ -121,12 +152,19 @@ class OdometryPipeline:
                         cloud.add(frame.image, result.depth_m, result.T_world_cam)
                     timings["fusion"] += time.perf_counter() - t2
                     self._preview(frame, result.depth_m, len(odo.keyframes()) - 1)
+                    every = self.snapshot_every_s
+                    if every is not None and time.perf_counter() - last_snapshot >= every:
+                        save_snapshot(self.out_dir, odo.state_dict(), {
+                            "config": cfg.to_dict(), "frames": len(seq), "statuses": statuses,
+                            "depth_calls": depth_calls, "timings": timings,
+                            "tsdf_frames": tsdf.frames if tsdf is not None else 0}, tsdf, cloud)
+                        last_snapshot = time.perf_counter()
                 bar.set_postfix(status=result.status, inliers=result.inliers, kf=len(odo.keyframes()))
         finally:
             for f in files.values():
                 f.close()
         n = len(statuses)
-        summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()),
+        summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "lost_spans": _spans(statuses, "lost"),
                    "camera": self.camera_info, "out_dir": str(self.out_dir)}
         t3 = time.perf_counter()
@@ -159,6 +197,7 @@ class OdometryPipeline:
                 summary["map"].update(mesh_accuracy(mesh, gt_mesh, gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])))
                 metrics["map"] = summary["map"]
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        clear_snapshots(self.out_dir)
         return summary
 
     def _preview(self, frame, depth_m: np.ndarray, kf_number: int) -> None:
