@@ -1,4 +1,4 @@
-"""Command line: ``mono-metric demo | run | depth | train | export-onnx | eval``.
+"""Command line: ``mono-metric demo | run | batch | depth | train | export-onnx | eval``.
 
 Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceback.
 """
@@ -100,6 +100,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = pipeline.run()
     _print_summary(summary)
     return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from mono_metric.batch import expand_inputs, run_batch
+    from mono_metric.config import load_config
+
+    inputs = expand_inputs(args.inputs)
+    overrides = {"depth": {"source": args.depth}} if args.depth else {}
+    cfg = load_config(args.config, overrides)
+    opts = {k: v for k, v in (("kind", args.kind), ("fov_deg", args.fov)) if v is not None}
+    if args.stride != 1:
+        opts["stride"] = args.stride
+    if args.max_frames is not None:
+        opts["max_frames"] = args.max_frames
+    use_ray = False if args.sequential else (True if args.ray is not None else None)
+    address = None if args.ray in (None, "local") else args.ray
+    print(f"batch: {len(inputs)} sequence(s) -> {args.out}")
+    rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
+                     load_opts=opts)
+    for r in rows:
+        detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if "ate_m" in r else
+                  r.get("error", "no ground truth"))
+        print(f"  {r['name']}: {r['status']} ({detail})")
+    failed = sum(r["status"] != "ok" for r in rows)
+    print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
+    return 1 if failed == len(rows) else 0
 
 
 def _parse_intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -267,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="snapshot the run on the first keyframe after S seconds (0: every keyframe)")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_run)
+
+    b = sub.add_parser("batch", help="run many sequences (Ray tasks when Ray is installed)")
+    b.add_argument("inputs", nargs="+", help="paths, globs ('videos/*.mp4'), synthetic: specs or a .txt list")
+    b.add_argument("--out", default="outputs/batch")
+    b.add_argument("--config", help="configs/*.yaml shared by all runs")
+    b.add_argument("--depth", "--depth-model", dest="depth", help="override depth.source")
+    b.add_argument("--kind", choices=["kitti", "tum", "images", "video", "synthetic"])
+    b.add_argument("--fov", type=float, help="horizontal FOV for image folders and videos")
+    b.add_argument("--stride", type=int, default=1)
+    b.add_argument("--max-frames", type=int)
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="use Ray (a local instance, or the cluster at ADDRESS); default: Ray when installed")
+    b.add_argument("--sequential", action="store_true", help="do not use Ray")
+    b.add_argument("--cpus-per-task", type=float, default=1.0)
+    b.add_argument("--gpus-per-task", type=float, default=0.0)
+    b.set_defaults(func=_cmd_batch)
 
     dp = sub.add_parser("depth", help="metric depth of an image or a folder of images")
     dp.add_argument("input", help="image file or folder of images")
