@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import importlib.util
 import json
 import re
 import traceback
@@ -97,11 +98,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     names = result_names(inputs)
     cfg, opts = config.validate().to_dict(), dict(load_opts or {})
     if use_ray is None:
-        try:
-            import ray  # noqa: F401
-            use_ray = True
-        except ImportError:
-            use_ray = False
+        use_ray = importlib.util.find_spec("ray") is not None
     if use_ray:
         rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log)
     else:
