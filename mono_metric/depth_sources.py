@@ -67,10 +67,7 @@ class NetworkDepth:
 
     def __call__(self, frame: Frame) -> np.ndarray:
         pred = self.model.predict(frame.image, frame.camera, input_hw=self.input_hw)
-        depth = pred.depth_m
-        if not np.isfinite(depth).all() or not (depth > 0).any():
-            raise InputError(f"frame {frame.index}: the depth model returned NaN/inf or no positive depth; "
-                             "check the weights file and the intrinsics")
+        depth = pred.depth_m  # NaN/inf/zero maps are handled by the pipeline (the frame is marked lost)
         if self.min_confidence is not None:
             depth = np.where(pred.confidence >= self.min_confidence, depth, 0.0).astype(np.float32)
         return depth

@@ -8,6 +8,7 @@ so an interrupted run keeps what it had), ``keyframes_tum.txt``, ``config.yaml``
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -104,7 +105,7 @@ class OdometryPipeline:
             cloud = PointCloudAccumulator(seq.camera, mcfg.cloud_voxel_m, mcfg.max_depth_m)
         timings = dict.fromkeys(STAGES, 0.0)
         statuses: list[str] = []
-        depth_calls = start = 0
+        depth_calls = start = invalid_depth = 0
         if snap is not None:
             odo.load_state_dict(snap.odometry)
             if tsdf is not None and snap.tsdf_path is not None:
@@ -133,12 +134,20 @@ class OdometryPipeline:
                 timings["load"] += time.perf_counter() - t0
 
                 def depth(frame=frame):
-                    nonlocal depth_calls
+                    nonlocal depth_calls, invalid_depth
                     t = time.perf_counter()
-                    d = depth_source(frame)
+                    d = np.asarray(depth_source(frame), dtype=np.float32)
                     timings["depth"] += time.perf_counter() - t
                     depth_calls += 1
-                    return d
+                    valid = np.isfinite(d) & (d > 0)
+                    if valid.mean() < 0.01:  # NaN, inf or zero: this frame cannot anchor 3D points
+                        invalid_depth += 1
+                        if invalid_depth == depth_calls >= 3:
+                            raise InputError(self._no_depth_message(invalid_depth))
+                        if invalid_depth == 1:
+                            tqdm.write(f"warning: {cfg.depth.source} depth of frame {frame.index} is NaN, inf or zero "
+                                       "everywhere; such frames are marked lost", file=sys.stderr)
+                    return np.where(valid, d, np.float32(0))
 
                 t1, depth_before = time.perf_counter(), timings["depth"]
                 result = odo.track(frame.image, frame.timestamp, depth)
@@ -164,8 +173,10 @@ class OdometryPipeline:
             for f in files.values():
                 f.close()
         n = len(statuses)
+        if depth_calls and invalid_depth == depth_calls:
+            raise InputError(self._no_depth_message(depth_calls))
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
-                   "lost_frames": statuses.count("lost"), "lost_spans": _spans(statuses, "lost"),
+                   "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
                    "camera": self.camera_info, "out_dir": str(self.out_dir)}
         t3 = time.perf_counter()
         mesh = None
@@ -199,6 +210,11 @@ class OdometryPipeline:
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         clear_snapshots(self.out_dir)
         return summary
+
+    def _no_depth_message(self, calls: int) -> str:
+        return (f"the depth source {self.config.depth.source!r} gave no valid depth (NaN, inf or all zero) in its "
+                f"first {calls} calls; check the model, its weights and the intrinsics. The trajectory written so "
+                f"far is in {self.out_dir}")
 
     def _preview(self, frame, depth_m: np.ndarray, kf_number: int) -> None:
         """Write ``depth/kf_NNNNNN.png`` (image above coloured depth) for the first few keyframes."""
