@@ -92,19 +92,27 @@ class TSDFMap:
 
 
 class PointCloudAccumulator:
-    """Back-projected depth of many frames, voxel down-sampled as it grows (quick looks).
+    """Back-projected depth of many frames on a voxel grid: the first point (and colour) per voxel is kept.
+
+    Memory and time per frame grow with the area mapped only: each frame's points are reduced to one
+    per voxel and only voxels not seen before are added.
 
     Args:
         camera: intrinsics.
-        voxel_size_m: down-sampling voxel.
+        voxel_size_m: voxel edge of the grid.
         max_depth_m: farther depth is skipped.
         pixel_stride: use every n-th pixel in each direction.
     """
 
     def __init__(self, camera: Camera, voxel_size_m: float = 0.05, max_depth_m: float = 20.0, pixel_stride: int = 2):
         self.camera, self.voxel_size_m, self.max_depth_m, self.stride = camera, voxel_size_m, max_depth_m, pixel_stride
-        self.cloud = o3d.geometry.PointCloud()
-        self._pending = 0
+        self._keys = np.zeros(0, np.int64)  # sorted voxel codes
+        self._points: list[np.ndarray] = []  # chunks, joined on demand
+        self._colors: list[np.ndarray] = []
+
+    def _codes(self, xyz: np.ndarray) -> np.ndarray:
+        ijk = np.floor(xyz / self.voxel_size_m).astype(np.int64) + (1 << 20)  # +-1e6 voxels per axis
+        return (ijk[:, 0] << 42) | (ijk[:, 1] << 21) | ijk[:, 2]
 
     def add(self, image: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray) -> None:
         s = self.stride
@@ -112,23 +120,40 @@ class PointCloudAccumulator:
         v, u = np.nonzero(np.isfinite(d) & (d > 0) & (d < self.max_depth_m))
         z = d[v, u].astype(np.float64)
         xyz = self.camera.backproject(np.stack([u * s, v * s], 1).astype(np.float64), z)
-        pts = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]))
-        pts.colors = o3d.utility.Vector3dVector(image[::s, ::s][v, u].astype(np.float64) / 255.0)
-        self.cloud += pts
-        self._pending += len(z)
-        if self._pending > 2_000_000 or len(self.cloud.points) > 4_000_000:
-            self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)
-            self._pending = 0
+        xyz = xyz @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+        codes, first = np.unique(self._codes(xyz), return_index=True)
+        pos = np.searchsorted(self._keys, codes)
+        new = (pos >= len(self._keys)) | (self._keys[np.minimum(pos, len(self._keys) - 1)] != codes) \
+            if len(self._keys) else np.ones(len(codes), bool)
+        keep = first[new]
+        self._keys = np.sort(np.concatenate([self._keys, codes[new]]), kind="stable")  # merges two sorted runs
+        self._points.append(xyz[keep])
+        self._colors.append(image[::s, ::s][v, u][keep].astype(np.float64) / 255.0)
 
-    def restore(self, points: np.ndarray, colors: np.ndarray, pending: int) -> None:
+    @property
+    def points(self) -> np.ndarray:
+        """(N, 3) points in metres (world frame)."""
+        self._points = [np.concatenate(self._points)] if self._points else [np.zeros((0, 3))]
+        return self._points[0]
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(N, 3) RGB in [0, 1]."""
+        self._colors = [np.concatenate(self._colors)] if self._colors else [np.zeros((0, 3))]
+        return self._colors[0]
+
+    @property
+    def cloud(self) -> o3d.geometry.PointCloud:
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points))
+        pc.colors = o3d.utility.Vector3dVector(self.colors)
+        return pc
+
+    def restore(self, points: np.ndarray, colors: np.ndarray) -> None:
         """Continue from saved points and colours (N, 3)."""
-        self.cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
-        self.cloud.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
-        self._pending = int(pending)
+        self._points, self._colors = [np.asarray(points, np.float64)], [np.asarray(colors, np.float64)]
+        self._keys = np.sort(self._codes(self._points[0]))
 
     def result(self) -> o3d.geometry.PointCloud:
-        self.cloud = self.cloud.voxel_down_sample(self.voxel_size_m)
-        self._pending = 0
         return self.cloud
 
 

@@ -45,7 +45,7 @@ class OdometryPipeline:
         resume: continue from the snapshot in ``out_dir`` (of a killed run with the same data and
             config) when there is one.
         snapshot_every_s: take a snapshot on the first keyframe after this many seconds (0: on every
-            keyframe; None: never).
+            keyframe; None: never); the gap grows to 10x the last snapshot's duration for big maps.
     """
 
     def __init__(self, sequence: Sequence, config: Config, out_dir: str | Path, progress: bool = True,
@@ -111,7 +111,7 @@ class OdometryPipeline:
             if tsdf is not None and snap.tsdf_path is not None:
                 tsdf.load_grid(snap.tsdf_path, snap.progress["tsdf_frames"])
             if cloud is not None and snap.cloud is not None:
-                cloud.restore(snap.cloud["points"], snap.cloud["colors"], int(snap.cloud["pending"]))
+                cloud.restore(snap.cloud["points"], snap.cloud["colors"])
             statuses, depth_calls, start = snap.progress["statuses"], snap.progress["depth_calls"], len(snap.progress["statuses"])
             timings.update(snap.progress["timings"])
         files = {name: open(self.out_dir / name, "w") for name in
@@ -126,6 +126,7 @@ class OdometryPipeline:
         bar = tqdm(range(start, len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True,
                    initial=start, total=len(seq))
         t_start = last_snapshot = time.perf_counter()
+        snapshot_gap = self.snapshot_every_s or 0.0
         try:
             for i in bar:
                 cv2.setRNGSeed(i)  # RANSAC draws depend on the frame only: a resumed run repeats them
@@ -161,13 +162,16 @@ class OdometryPipeline:
                         cloud.add(frame.image, result.depth_m, result.T_world_cam)
                     timings["fusion"] += time.perf_counter() - t2
                     self._preview(frame, result.depth_m, len(odo.keyframes()) - 1)
-                    every = self.snapshot_every_s
-                    if every is not None and time.perf_counter() - last_snapshot >= every:
+                    # Snapshot cost grows with the map: keep it under ~10 % of the run time.
+                    if self.snapshot_every_s is not None and time.perf_counter() - last_snapshot >= snapshot_gap:
+                        t_snap = time.perf_counter()
                         save_snapshot(self.out_dir, odo.state_dict(), {
                             "config": cfg.to_dict(), "frames": len(seq), "statuses": statuses,
                             "depth_calls": depth_calls, "timings": timings,
                             "tsdf_frames": tsdf.frames if tsdf is not None else 0}, tsdf, cloud)
                         last_snapshot = time.perf_counter()
+                        if self.snapshot_every_s > 0:
+                            snapshot_gap = max(self.snapshot_every_s, 10.0 * (last_snapshot - t_snap))
                 bar.set_postfix(status=result.status, inliers=result.inliers, kf=len(odo.keyframes()))
         finally:
             for f in files.values():

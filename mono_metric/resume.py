@@ -34,8 +34,7 @@ def save_snapshot(out_dir: Path, odometry_state: dict[str, np.ndarray], progress
     if tsdf is not None:
         tsdf.save(tmp / "tsdf.npz")
     if cloud is not None:
-        np.savez(tmp / "cloud.npz", points=np.asarray(cloud.cloud.points), colors=np.asarray(cloud.cloud.colors),
-                 pending=np.array(cloud._pending))
+        np.savez(tmp / "cloud.npz", points=cloud.points, colors=cloud.colors)
     (tmp / "progress.json").write_text(json.dumps(progress))
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
