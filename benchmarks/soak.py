@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/soak")
     args = ap.parse_args()
     out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)  # progress is read from this run's trajectory file
     spec = f"synthetic:{args.scene}?seed=5&frames={args.frames}"
     cmd = [sys.executable, "-m", "mono_metric.cli", "run", spec, "--depth", args.depth,
            "--config", f"configs/synthetic_{args.scene}.yaml", "--out", str(out), "--quiet"]
