@@ -6,7 +6,7 @@ child's resident memory every second together with the frames written to ``traje
 current and peak RSS. Memory should stay flat apart from the map itself (TSDF blocks and the
 quick-look cloud grow with the area covered; keyframes keep only their corner points).
 
-    python benchmarks/soak.py [--frames 2000] [--scene street] [--depth gt_degraded] [--every 200]
+    python benchmarks/soak.py [--frames 2000] [--scene street] [--depth gt_degraded] [--every 200] [--no-map]
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from mono_metric.config import load_config
 
 
 def rss_mb(pid: int) -> float:
@@ -36,13 +38,20 @@ def main() -> None:
     ap.add_argument("--scene", default="street", choices=["street", "room"])
     ap.add_argument("--depth", default="gt_degraded")
     ap.add_argument("--every", type=int, default=200)
+    ap.add_argument("--no-map", action="store_true", help="mapping off: memory of the odometry loop alone")
     ap.add_argument("--out", default="runs/soak")
     args = ap.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)  # progress is read from this run's trajectory file
     spec = f"synthetic:{args.scene}?seed=5&frames={args.frames}"
+    config = Path(f"configs/synthetic_{args.scene}.yaml")
+    if args.no_map:
+        out.mkdir(parents=True)
+        cfg = load_config(config, {"mapping": {"enabled": False}})
+        config = out / "soak_config.yaml"
+        cfg.save(config)
     cmd = [sys.executable, "-m", "mono_metric.cli", "run", spec, "--depth", args.depth,
-           "--config", f"configs/synthetic_{args.scene}.yaml", "--out", str(out), "--quiet"]
+           "--config", str(config), "--out", str(out), "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     traj = out / "trajectory_tum.txt"

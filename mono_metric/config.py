@@ -131,7 +131,8 @@ class MappingConfig:
         voxel_size_m: TSDF voxel edge (e.g. 0.1 street, 0.02-0.05 room).
         trunc_voxels: TSDF truncation in voxels.
         max_depth_m: depth beyond this is not fused (e.g. 40 street, 5 room).
-        weight_threshold: mesh extraction needs this much accumulated weight (observations).
+        weight_threshold: mesh extraction keeps voxels whose accumulated weight (one per fused frame)
+            is above this; Open3D compares strictly, so 0.5 keeps surfaces seen once and 1.5 needs two.
         cloud_voxel_m: down-sampling voxel of ``cloud.ply``.
         device: 'cpu' or 'cuda[:N]' (needs an Open3D build with CUDA).
         depth_previews: keyframe depth previews written to ``depth/``.
@@ -141,7 +142,7 @@ class MappingConfig:
     voxel_size_m: float = 0.1
     trunc_voxels: float = 4.0
     max_depth_m: float = 40.0
-    weight_threshold: float = 1.0
+    weight_threshold: float = 0.5
     cloud_voxel_m: float = 0.1
     device: str = "cpu"
     depth_previews: int = 4

@@ -52,6 +52,9 @@ class TSDFMap:
             block_count=20000, device=self.device)
         self._K = o3c.Tensor(camera.K, o3c.float64)
         self.frames = 0
+        # The grid is offset by a fraction of a voxel: a plane lying exactly on voxel centres (a floor
+        # at z = 0) gives TSDF values of exactly 0 there, and marching cubes finds no sign change.
+        self.grid_offset_m = voxel_size_m * np.array([0.3183, 0.2718, 0.1414])
 
     def integrate(self, image: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray) -> None:
         """Fuse one frame (depth 0, NaN or inf is skipped)."""
@@ -62,7 +65,9 @@ class TSDFMap:
         depth[depth > self.max_depth_m] = 0.0
         d = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth))).to(self.device)
         c = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(image, np.float32) / 255.0)).to(self.device)
-        extrinsic = o3c.Tensor(inv_se3(T_world_cam), o3c.float64)
+        T_grid_cam = T_world_cam.copy()
+        T_grid_cam[:3, 3] += self.grid_offset_m
+        extrinsic = o3c.Tensor(inv_se3(T_grid_cam), o3c.float64)
         blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
                                                             self.trunc_voxels)
         self.grid.integrate(blocks, d, c, self._K, extrinsic, 1.0, self.max_depth_m, self.trunc_voxels)
@@ -82,13 +87,13 @@ class TSDFMap:
         """Allocated voxel blocks (memory grows with this)."""
         return int(self.grid.hashmap().size())
 
-    def mesh(self, weight_threshold: float = 1.0) -> o3d.geometry.TriangleMesh:
+    def mesh(self, weight_threshold: float = 0.5) -> o3d.geometry.TriangleMesh:
         """Coloured triangle mesh of the zero level set (legacy Open3D mesh, on the CPU)."""
-        return self.grid.extract_triangle_mesh(weight_threshold).to_legacy()
+        return self.grid.extract_triangle_mesh(weight_threshold).to_legacy().translate(-self.grid_offset_m)
 
-    def point_cloud(self, weight_threshold: float = 1.0) -> o3d.geometry.PointCloud:
+    def point_cloud(self, weight_threshold: float = 0.5) -> o3d.geometry.PointCloud:
         """Coloured surface points of the TSDF."""
-        return self.grid.extract_point_cloud(weight_threshold).to_legacy()
+        return self.grid.extract_point_cloud(weight_threshold).to_legacy().translate(-self.grid_offset_m)
 
 
 class PointCloudAccumulator:
@@ -172,6 +177,27 @@ def chamfer_distance(points_a: np.ndarray, points_b: np.ndarray) -> dict[str, fl
     return {"accuracy_m": acc, "completeness_m": comp, "chamfer_m": 0.5 * (acc + comp)}
 
 
+def points_to_mesh_distance(points: np.ndarray, mesh: o3d.geometry.TriangleMesh) -> np.ndarray:
+    """(N,) exact distances in metres from (N, 3) points to the triangles of ``mesh``."""
+    if not len(mesh.triangles):
+        raise ValueError("the mesh is empty")
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
+    return scene.compute_distance(o3c.Tensor(np.asarray(points, np.float32))).numpy()
+
+
+def mesh_chamfer(mesh: o3d.geometry.TriangleMesh, gt_points: np.ndarray, samples: int = 300_000) -> dict[str, float]:
+    """Chamfer distance between a mesh and an observed ground-truth point set (metres).
+
+    Accuracy is the mean distance from points sampled on the mesh to the nearest GT point; completeness
+    the mean exact distance from each GT point to the mesh surface (not to mesh samples, whose spacing
+    would dominate on large maps); Chamfer is their mean.
+    """
+    acc = chamfer_distance(np.asarray(mesh.sample_points_uniformly(samples).points), gt_points)["accuracy_m"]
+    comp = float(points_to_mesh_distance(gt_points, mesh).mean())
+    return {"accuracy_m": acc, "completeness_m": comp, "chamfer_m": 0.5 * (acc + comp)}
+
+
 def mesh_accuracy(mesh: o3d.geometry.TriangleMesh, gt_mesh: o3d.geometry.TriangleMesh,
                   T_gt_est: np.ndarray = np.eye(4), samples: int = 200_000) -> dict[str, float]:
     """Distance from a reconstructed mesh to the ground-truth surface.
@@ -188,10 +214,7 @@ def mesh_accuracy(mesh: o3d.geometry.TriangleMesh, gt_mesh: o3d.geometry.Triangl
     if not len(mesh.triangles):
         raise ValueError("the reconstructed mesh is empty")
     pts = np.asarray(mesh.sample_points_uniformly(samples).points)
-    pts = pts @ T_gt_est[:3, :3].T + T_gt_est[:3, 3]
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(gt_mesh))
-    d = scene.compute_distance(o3c.Tensor(pts.astype(np.float32))).numpy()
+    d = points_to_mesh_distance(pts @ T_gt_est[:3, :3].T + T_gt_est[:3, 3], gt_mesh)
     return {"accuracy_m": float(d.mean()), "accuracy_median_m": float(np.median(d)),
             "accuracy_p90_m": float(np.percentile(d, 90))}
 
