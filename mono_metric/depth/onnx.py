@@ -49,7 +49,8 @@ def export_onnx(model: Metric3D, path: str | Path, height: int, width: int, opse
 
     Args:
         model: a Metric3D model (any family) on the CPU.
-        path: output ``.onnx`` file; ``path + '.json'`` gets the sidecar.
+        path: output ``.onnx`` file (weights inside; beside it in ``.onnx.data`` above 2 GB, e.g.
+            giant2); ``path + '.json'`` gets the sidecar.
         height, width: network input size (multiples of the model's ``input_multiple``).
         opset: ONNX opset.
 
@@ -68,8 +69,10 @@ def export_onnx(model: Metric3D, path: str | Path, height: int, width: int, opse
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         names = [k for k in OUTPUTS if k in model(example)]
+        # One self-contained file unless protobuf's 2 GB limit forces the weights into ``FILE.onnx.data``.
+        external = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.8e9
         torch.onnx.export(graph, (example,), str(path), dynamo=True, opset_version=opset, input_names=["image"],
-                          output_names=names, verbose=False)
+                          output_names=names, verbose=False, external_data=external)
     sidecar = {"model": model.name, "input_hw": [height, width], "outputs": names,
                "canonical_focal_px": model.spec.canonical_focal_px, "max_depth_m": model.spec.max_depth_m}
     Path(f"{path}.json").write_text(json.dumps(sidecar, indent=2))
