@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from common import save_table
 from mono_metric import OdometryPipeline, load_config
 from mono_metric.calibrate import estimate_focal
 from mono_metric.datasets.base import Sequence
@@ -71,11 +72,7 @@ def main() -> None:
         lines.append(f"| {r['hfov_deg']:g} | {r['f_true_px']:.1f} | {r['f_est_px']:.1f} | {r['f_err_pct']:+.2f} | "
                      f"{r['sigma_px']:.1f} | {r['pairs']} | {r['calib_s']:.1f} | {r['scale_err_oracle_pct']:.2f} | "
                      f"{r['scale_err_tiny_est_pct']:.2f} | {r['scale_err_tiny_true_pct']:.2f} |")
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
-    (Path(args.out) / "table.md").write_text(table + "\n")
+    save_table(args.out, rows, lines)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import save_table
 from mono_metric import OdometryPipeline, load_config
 from mono_metric.datasets.base import Sequence
 from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence
@@ -79,11 +80,7 @@ def main() -> None:
                 lines.append(f"| {scene} | {source} | {mean['t_err_pct']:.2f} | {mean['r_err_deg_100m']:.3f} | "
                              f"{mean['short_t_err_pct']:.2f} | {mean['ate_m']:.3f} | {mean['scale_err_pct']:.2f} | "
                              f"{mean['depth_calls_per_frame']:.2f} |")
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
-    (Path(args.out) / "table.md").write_text(table + "\n")
+    save_table(args.out, rows, lines)
 
 
 if __name__ == "__main__":
