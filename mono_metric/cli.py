@@ -147,8 +147,8 @@ def _print_summary(summary: dict) -> None:
     print(f"speed: {t['overall_fps']:.2f} fps overall; tracking {t['tracking_fps']:.1f} fps without the network; "
           f"{t['depth_calls_per_frame']:.2f} depth calls per frame; per frame (ms): "
           + ", ".join(f"{k} {t[k + '_ms_per_frame']:.1f}" for k in ("load", "depth", "tracking", "fusion"))
-          + " (tracking = features {:.1f} + pose {:.1f} + BA {:.1f} + keyframes)".format(
-              *(t[f"tracking_{k}_ms_per_frame"] for k in ("features", "pose", "ba"))))
+          + " (tracking = features {:.1f} + pose {:.1f} + BA {:.1f} + ICP {:.1f} + keyframes)".format(
+              *(t[f"tracking_{k}_ms_per_frame"] for k in ("features", "pose", "ba", "icp"))))
     if "metrics" in summary:
         print(_format_metrics(summary["metrics"]))
     if "map" in summary:

@@ -80,6 +80,10 @@ class TrackingConfig:
             ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
         ba_window, ba_landmarks, ba_steps: window size, landmarks per keyframe, LM iterations.
         ba_depth_sigma: network depth noise (log ratio) weighting the depth priors.
+        icp_refine: refine each new keyframe's pose by point-to-plane ICP (Open3D) of its depth against
+            the previous keyframe's, starting from the PnP pose; kept when the ICP fitness is at least
+            ``icp_min_fitness``.
+        icp_voxel_m, icp_max_corr_m: down-sampling voxel and largest point-pair distance of that ICP.
     """
 
     max_features: int = 800
@@ -101,6 +105,10 @@ class TrackingConfig:
     ba_landmarks: int = 40
     ba_steps: int = 3
     ba_depth_sigma: float = 0.1
+    icp_refine: bool = False
+    icp_voxel_m: float = 0.05
+    icp_max_corr_m: float = 0.15
+    icp_min_fitness: float = 0.3
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
@@ -120,6 +128,9 @@ class TrackingConfig:
         check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)
         check_range("tracking.ba_steps", self.ba_steps, 1, 100)
         check_range("tracking.ba_depth_sigma", self.ba_depth_sigma, 1e-4, 10.0)
+        check_range("tracking.icp_voxel_m", self.icp_voxel_m, 1e-3, 10.0)
+        check_range("tracking.icp_max_corr_m", self.icp_max_corr_m, 1e-3, 100.0)
+        check_range("tracking.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import open3d.core as o3c
 import torch
 
 from mono_metric.camera import Camera
@@ -23,6 +24,7 @@ from mono_metric.errors import InputError
 from mono_metric.features import KltFrontend, SiftFrontend
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.pose.icp import DepthCloud, refine_pose_icp
 from mono_metric.pose.local_ba import KeyframeWindow, local_bundle_adjustment
 from mono_metric.types import Trajectory
 
@@ -102,7 +104,8 @@ class Odometry:
         self._poses: list[np.ndarray] = []
         self._stamps: list[float] = []
         self._lost = False  # the previous frame was lost
-        self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0}  # cumulative seconds per stage
+        self._kf_cloud: DepthCloud | None = None  # the last keyframe's depth, for ICP refinement
+        self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0, "icp": 0.0}  # cumulative seconds per stage
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
@@ -131,7 +134,10 @@ class Odometry:
             depth_filtered = self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp)
             if depth_filtered is not None:
                 result.keyframe, result.depth_m = True, depth
+                refine = tracked_ok and self._kf_cloud is not None
                 tracked_ok = True
+                if self.config.icp_refine:
+                    self._icp_refine(result, image, depth_filtered, refine)
                 if self.window is not None:
                     self._bundle_adjust(result, prev_tracks, depth_filtered)
         self._lost = result.status == "lost" or (self._lost and result.status == "init")
@@ -258,7 +264,25 @@ class Odometry:
                                              huber=2.0, steps=cfg.ba_steps)
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
-        T_old, T_new = result.T_world_cam, refined[-1]
+        self._move_keyframe(result, refined[-1])
+
+    def _icp_refine(self, result: TrackResult, image: np.ndarray, depth32: np.ndarray, refine: bool) -> None:
+        """Align the new keyframe's depth to the previous keyframe's (point-to-plane ICP) from the PnP pose."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        cloud = DepthCloud.from_depth(self.camera, image, depth32, result.T_world_cam, cfg.icp_voxel_m, self.max_depth_m)
+        if refine:
+            T, fitness, _ = refine_pose_icp(cloud, self._kf_cloud, result.T_world_cam, cfg.icp_max_corr_m)
+            if fitness >= cfg.icp_min_fitness:
+                correction = T @ inv_se3(result.T_world_cam)
+                cloud.cloud.transform(o3c.Tensor(correction.astype(np.float32)))
+                self._move_keyframe(result, T)
+        self._kf_cloud = cloud
+        self.timings_s["icp"] += time.perf_counter() - t0
+
+    def _move_keyframe(self, result: TrackResult, T_new: np.ndarray) -> None:
+        """Give the newest keyframe (and its 3D corners) the pose ``T_new``."""
+        T_old = result.T_world_cam
         self._xyz = (self._xyz - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
         result.T_world_cam = T_new
         self._kf.T_world_cam, self._kf.xyz_world = T_new.copy(), self._xyz.copy()
@@ -267,7 +291,8 @@ class Odometry:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling).
 
-        The local-BA window is not included: a restored odometry starts it empty.
+        The local-BA window and the ICP reference cloud are not included: a restored odometry starts
+        without them.
         """
         kfs = self._keyframes
         empty = np.zeros((0, 0), np.float32)
@@ -286,7 +311,7 @@ class Odometry:
             "kf_depth": getattr(self, "_kf_depth", np.zeros(0)),
             "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
             "lost": np.array(self._lost),
-            "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba")]),
+            "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba", "icp")]),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -307,7 +332,7 @@ class Odometry:
         self._poses = [np.array(T) for T in state["poses"]]
         self._stamps = [float(t) for t in state["stamps"]]
         self._lost = bool(state["lost"])
-        self.timings_s = dict(zip(("features", "pose", "ba"), (float(v) for v in state["timings"])))
+        self.timings_s = dict(zip(("features", "pose", "ba", "icp"), (float(v) for v in state["timings"])))
 
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
