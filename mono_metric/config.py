@@ -72,9 +72,11 @@ class TrackingConfig:
         keyframe_rotation_deg: ...or turned more than this since the keyframe.
         max_step_depth_ratio: a frame-to-frame step longer than this fraction of the keyframe's
             median depth is implausible: the frame is marked lost.
-        frontend: 'klt' (corners + Lucas-Kanade, fast on a CPU) or 'sift' (Kornia SIFT matched to the
-            keyframe; robust to large motion, seconds per frame on a 2-core CPU).
-        sift_ratio: ratio-test threshold of SIFT matching.
+        frontend: 'klt' (corners + Lucas-Kanade, fast on a CPU), 'sift' (Kornia SIFT matched to the
+            keyframe; robust to large motion, seconds per frame on a 2-core CPU) or 'disk' (Kornia's
+            learned DISK features from ``feature_weights``, matched the same way).
+        sift_ratio: ratio-test threshold of descriptor matching (SIFT and DISK).
+        feature_weights: weights file of a learned front-end (DISK).
         device: torch device of the SIFT front-end.
         local_ba: refine each new keyframe with a local bundle adjustment (pypose LM) over the last
             ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
@@ -99,6 +101,7 @@ class TrackingConfig:
     max_step_depth_ratio: float = 1.0
     frontend: str = "klt"
     sift_ratio: float = 0.85
+    feature_weights: str | None = None
     device: str = "cpu"
     local_ba: bool = False
     ba_window: int = 4
@@ -122,7 +125,7 @@ class TrackingConfig:
         check_range("tracking.keyframe_distance_ratio", self.keyframe_distance_ratio, 0.0, 10.0)
         check_range("tracking.keyframe_rotation_deg", self.keyframe_rotation_deg, 0.0, 180.0)
         check_range("tracking.max_step_depth_ratio", self.max_step_depth_ratio, 0.01, 1000.0)
-        check_choice("tracking.frontend", self.frontend, ("klt", "sift"))
+        check_choice("tracking.frontend", self.frontend, ("klt", "sift", "disk"))
         check_range("tracking.sift_ratio", self.sift_ratio, 0.1, 1.0)
         check_range("tracking.ba_window", self.ba_window, 2, 100)
         check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)

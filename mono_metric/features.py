@@ -5,14 +5,18 @@
 - :class:`SiftFrontend`: Kornia's SIFT (detector + RootSIFT descriptors), matched from each frame to
   the keyframe with mutual nearest neighbours and Lowe's ratio test. Robust to large motion, but
   seconds per frame on a 2-core CPU (use a GPU device).
+- :class:`DiskFrontend`: Kornia's learned DISK features from a weights file the user provides,
+  matched like SIFT.
 
-Both return pixel positions (N, 2) float32 in the current image and a (N,) bool mask of points found.
+All return pixel positions (N, 2) float32 in the current image and a (N,) bool mask of points found.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+
+from mono_metric.errors import InputError
 
 
 class KltFrontend:
@@ -47,7 +51,38 @@ class KltFrontend:
         return uv, good
 
 
-class SiftFrontend:
+class _DescriptorFrontend:
+    """Keypoints with descriptors, matched frame-to-keyframe (mutual nearest neighbours + ratio test).
+
+    Subclasses implement ``_describe(gray) -> ((N, 2) pixels, (N, D) descriptors)``.
+    """
+
+    ratio: float
+
+    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """(N, 2) keypoint pixels and (N, D) descriptors of a keyframe."""
+        return self._describe(gray)
+
+    @torch.inference_mode()
+    def find(self, prev_gray: np.ndarray, gray: np.ndarray, prev_uv: np.ndarray, kf_desc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``gray`` of the keyframe points with descriptors ``kf_desc`` (ignores ``prev_gray``)."""
+        import kornia.feature as KF
+
+        uv = prev_uv.copy()
+        good = np.zeros(len(prev_uv), bool)
+        if len(prev_uv) == 0:
+            return uv, good
+        cur_uv, cur_desc = self._describe(gray)
+        if len(cur_uv) == 0:
+            return uv, good
+        _, idx = KF.match_smnn(kf_desc, cur_desc, self.ratio)
+        idx = idx.cpu().numpy()
+        uv[idx[:, 0]] = cur_uv[idx[:, 1]]
+        good[idx[:, 0]] = True
+        return uv, good
+
+
+class SiftFrontend(_DescriptorFrontend):
     """Kornia SIFT keypoints matched frame-to-keyframe.
 
     Args:
@@ -70,22 +105,32 @@ class SiftFrontend:
         uv = self._KF.get_laf_center(lafs)[0].cpu().numpy().astype(np.float32)
         return uv, desc[0]
 
-    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-        """(N, 2) keypoint pixels and (N, 128) descriptors of a keyframe."""
-        return self._describe(gray)
+
+class DiskFrontend(_DescriptorFrontend):
+    """Learned DISK keypoints and descriptors (Kornia) from a local weights file, matched like SIFT.
+
+    Args:
+        weights: DISK checkpoint (Kornia's file, a dict with ``extractor``, or a bare state dict).
+        max_features: keypoints per image.
+        ratio: ratio threshold of the mutual nearest-neighbour match.
+        device: torch device.
+    """
+
+    def __init__(self, weights: str | None, max_features: int = 1000, ratio: float = 0.85, device: str = "cpu"):
+        import kornia.feature as KF
+
+        from mono_metric.depth.weights import load_state_dict
+
+        if weights is None:
+            raise InputError("tracking.frontend 'disk' needs tracking.feature_weights: a DISK checkpoint file "
+                             "(e.g. Kornia's 'depth' DISK weights, downloaded once)")
+        self.disk = KF.DISK()
+        self.disk.load_state_dict(load_state_dict(weights), strict=True)
+        self.disk = self.disk.to(torch.device(device)).eval()
+        self.max_features, self.ratio, self.device = max_features, ratio, torch.device(device)
 
     @torch.inference_mode()
-    def find(self, prev_gray: np.ndarray, gray: np.ndarray, prev_uv: np.ndarray, kf_desc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in ``gray`` of the keyframe points with descriptors ``kf_desc`` (ignores ``prev_gray``)."""
-        uv = prev_uv.copy()
-        good = np.zeros(len(prev_uv), bool)
-        if len(prev_uv) == 0:
-            return uv, good
-        cur_uv, cur_desc = self._describe(gray)
-        if len(cur_uv) == 0:
-            return uv, good
-        _, idx = self._KF.match_smnn(kf_desc, cur_desc, self.ratio)
-        idx = idx.cpu().numpy()
-        uv[idx[:, 0]] = cur_uv[idx[:, 1]]
-        good[idx[:, 0]] = True
-        return uv, good
+    def _describe(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        img = torch.from_numpy(gray).to(self.device, torch.float32)[None, None].expand(1, 3, -1, -1) / 255.0
+        feats = self.disk(img, n=self.max_features, pad_if_not_divisible=True)[0]
+        return feats.keypoints.cpu().numpy().astype(np.float32), feats.descriptors

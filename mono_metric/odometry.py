@@ -21,7 +21,7 @@ import torch
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.features import KltFrontend, SiftFrontend
+from mono_metric.features import DiskFrontend, KltFrontend, SiftFrontend
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
@@ -348,6 +348,8 @@ def make_frontend(config: TrackingConfig):
     """The feature front-end named by ``config.frontend``."""
     if config.frontend == "sift":
         return SiftFrontend(config.max_features, config.sift_ratio, config.device)
+    if config.frontend == "disk":
+        return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device)
     return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px)
 
 

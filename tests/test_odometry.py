@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.datasets import SyntheticConfig, SyntheticSequence
 from mono_metric.depth_sources import DegradedDepth
@@ -128,3 +129,22 @@ def test_kornia_sift_frontend():
     results = [odo.track(f.image, f.timestamp, f.depth_m) for f in seq]
     assert [r.status for r in results][1:] == ["ok"] * 5 and min(r.inliers for r in results[1:]) > 50
     assert ate(seq.gt, odo.trajectory()).rmse_m < 0.02
+
+
+def test_disk_frontend_loads_user_weights_and_tracks(tmp_path):
+    """DISK needs the user's weights file (none can be downloaded here): random weights saved in Kornia's
+    checkpoint layout exercise the loading and matching path; their features are meaningless."""
+    import kornia.feature as KF
+    import torch
+
+    torch.manual_seed(0)
+    torch.save({"extractor": KF.DISK().state_dict()}, tmp_path / "disk.pth")
+    with pytest.raises(InputError, match="feature_weights"):
+        Odometry(TrackingConfig(frontend="disk"), Camera(100, 100, 80, 60, 160, 120))
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=1, frames=3, width=160, height=128))
+    odo = Odometry(TrackingConfig(frontend="disk", feature_weights=str(tmp_path / "disk.pth"), max_features=300),
+                   seq.camera)
+    uv, desc = odo.frontend.detect(np.ascontiguousarray(seq[0].image[:, :, 0]))
+    assert uv.shape[1] == 2 and desc.shape == (len(uv), 128) and len(uv) > 0
+    results = [odo.track(f.image, f.timestamp, f.depth_m) for f in seq]
+    assert results[0].status == "init" and len(odo.trajectory()) == 3

@@ -146,7 +146,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # torch raises many types for corrupt or unsafe files
         raise InputError(f"cannot read checkpoint {path}: it is truncated, corrupt or not a weights-only "
                          f"PyTorch file ({type(err).__name__}); download it again") from err
-    for key in ("model_state_dict", "state_dict", "model"):
+    for key in ("model_state_dict", "state_dict", "model", "extractor"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
