@@ -70,7 +70,6 @@ def _format_metrics(m: dict) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mono_metric.config import load_config
     from mono_metric.datasets import load_sequence
     from mono_metric.pipeline import OdometryPipeline
 
@@ -88,11 +87,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.skip_missing:
         opts["missing"] = "skip"
     seq = load_sequence(args.path, args.kind, **opts)
-    depth = {k: v for k, v in (("source", args.depth), ("weights", args.weights), ("device", args.device)) if v}
+    depth = {k: v for k, v in (("weights", args.weights), ("device", args.device)) if v}
     overrides = {"depth": depth} if depth else {}
     if args.self_calibrate:
         overrides["camera"] = {"self_calibrate": True}
-    cfg = load_config(args.config, overrides)
+    cfg = _load_config(args.config, args.depth, overrides)
     if getattr(seq, "camera_note", None):
         print(f"{seq.name}: {seq.camera_note}")
     pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet, resume=args.resume,
@@ -104,11 +103,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from mono_metric.batch import expand_inputs, run_batch
-    from mono_metric.config import load_config
 
     inputs = expand_inputs(args.inputs)
-    overrides = {"depth": {"source": args.depth}} if args.depth else {}
-    cfg = load_config(args.config, overrides)
+    cfg = _load_config(args.config, args.depth)
     opts = {k: v for k, v in (("kind", args.kind), ("fov_deg", args.fov)) if v is not None}
     if args.stride != 1:
         opts["stride"] = args.stride
@@ -126,6 +123,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
     return 1 if failed == len(rows) else 0
+
+
+def _load_config(path, depth_source: str | None, overrides: dict | None = None):
+    """``load_config`` with a ``--depth`` override; another model's ``depth.input_hw`` does not carry over."""
+    from mono_metric.config import load_config
+
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    if depth_source:
+        overrides.setdefault("depth", {})["source"] = depth_source
+        if depth_source != load_config(path).depth.source:
+            overrides["depth"]["input_hw"] = None  # the new model's own input size
+    return load_config(path, overrides)
 
 
 def _parse_intrinsics(text: str) -> tuple[float, float, float, float]:
@@ -159,7 +168,6 @@ def _print_summary(summary: dict) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mono_metric.config import load_config
     from mono_metric.datasets import SyntheticConfig, SyntheticSequence
     from mono_metric.pipeline import OdometryPipeline
 
@@ -170,7 +178,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise InputError(f"demo settings {config} not found (installed without the repository?); pass --config FILE")
     print(f"mono_metric demo: rendering {seq} with exact ground truth; settings {config}")
     t0 = time.perf_counter()
-    cfg = load_config(config, {"depth": {"source": args.depth}} if args.depth else None)
+    cfg = _load_config(config, args.depth)
     print(f"depth: {cfg.depth.source}" + (" (embedded, trained on the synthetic world; no download)"
                                           if cfg.depth.source == "mono_metric_tiny" else ""))
     summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet).run()

@@ -116,3 +116,13 @@ def test_killed_run_leaves_a_readable_partial_trajectory(tmp_path):
     partial = read_partial_trajectory(out)
     assert 8 <= len(partial) < 400 and np.isfinite(partial.T_world_cam).all()
     assert (out / "config.yaml").is_file()
+
+
+def test_depth_override_drops_another_models_input_size():
+    from mono_metric.cli import _load_config
+
+    phone = "configs/phone.yaml"  # metric3d_vit_small at 308x532
+    assert _load_config(phone, None).depth.input_hw == [308, 532]
+    assert _load_config(phone, "metric3d_vit_small").depth.input_hw == [308, 532]
+    cfg = _load_config(phone, "mono_metric_tiny", {"depth": {"device": "cpu"}})
+    assert cfg.depth.source == "mono_metric_tiny" and cfg.depth.input_hw is None
