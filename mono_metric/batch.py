@@ -12,7 +12,6 @@ import glob
 import importlib.util
 import json
 import re
-import traceback
 from pathlib import Path
 
 from mono_metric.config import Config, config_from_dict
@@ -72,9 +71,9 @@ def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict) 
     return row
 
 
-def _failed(item: str, name: str, err: BaseException | str, attempts: int) -> dict:
-    text = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
-    return {"input": item, "name": name, "status": "failed", "attempts": attempts, "error": text.strip().splitlines()[-1]}
+def _failed(item: str, name: str, err: BaseException, attempts: int) -> dict:
+    text = f"{type(err).__name__}: {err}".strip()
+    return {"input": item, "name": name, "status": "failed", "attempts": attempts, "error": text.splitlines()[-1]}
 
 
 def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: bool | None = None,
@@ -141,8 +140,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -
                 if attempt <= retries:
                     pending[task.remote(item, name, cfg, out, opts)] = (item, name, attempt + 1)
                 else:
-                    done[name] = _failed(item, name, cause if isinstance(cause, BaseException)
-                                         else traceback.format_exc(), attempt)
+                    done[name] = _failed(item, name, cause, attempt)
         return [done[n] for n in names]
     finally:
         if started:

@@ -185,20 +185,21 @@ def estimate_focal(images: list[np.ndarray], cx: float | None = None, cy: float 
     cy = (h - 1) / 2.0 if cy is None else float(cy)
     lo, hi = (0.5 * w / math.tan(math.radians(a) / 2.0) for a in sorted(hfov_range_deg, reverse=True))
     f = np.geomspace(lo, hi, steps)
-    pairs = track_pairs(images, min_flow_ratio, max_gap)
-    fits = [(fit, p0, p1) for fit, p0, p1 in ((fundamental(p0, p1), p0, p1) for p0, p1 in pairs) if fit is not None]
-    Fs = [fit[0] for fit, _, _ in fits]
-    if not Fs:
+    fits = []  # (F, inlier pixels in view 0, in view 1) per pair that constrains f
+    for p0, p1 in track_pairs(images, min_flow_ratio, max_gap):
+        fit = fundamental(p0, p1)
+        if fit is not None:
+            fits.append((fit[0], p0[fit[1]], p1[fit[1]]))
+    if not fits:
         raise InputError("self-calibration found no frame pair with enough parallax off a single plane; use frames "
                          "where the camera moves sideways through a 3D scene, or give the intrinsics")
-    costs = np.stack([singular_gap(F, f, cx, cy) for F in Fs])  # (pairs, K)
-    total = costs.sum(0)
+    total = np.sum([singular_gap(F, f, cx, cy) for F, _, _ in fits], axis=0)
     f0 = _argmin_refined(f, total)
-    matches = [(p0[fit[1]], p1[fit[1]]) for fit, p0, p1 in fits]
+    matches = [(p0, p1) for _, p0, p1 in fits]
     best, sigma = refine_focal(matches, f0, cx, cy, steps=refine_steps) if refine_steps else (f0, float("nan"))
     if not lo / 1.5 < best < hi * 1.5:
         best, sigma = f0, float("nan")  # the refinement ran off: keep the sweep's minimum
-    return FocalEstimate(best, sigma, int(w), int(h), cx, cy, len(Fs), f, total)
+    return FocalEstimate(best, sigma, int(w), int(h), cx, cy, len(fits), f, total)
 
 
 def sampson_residuals(rotvec: torch.Tensor, t: torch.Tensor, log_f: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor,
@@ -295,9 +296,9 @@ def refine_focal(matches: list[tuple[np.ndarray, np.ndarray]], f0: float, cx: fl
     dof = max(len(r) - J.shape[1], 1)
     var_gn = float(torch.linalg.pinv(H, rtol=1e-10, hermitian=True)[-1, -1]) * float((r ** 2).sum()) / dof
     drops = []
-    for i in range(n_pairs):
+    for i in range(n_pairs if n_pairs > 2 else 0):
         sel = pair_in == i
-        if n_pairs > 2 and sel.any():
+        if sel.any():
             Ji, ri = J[sel], r[sel]
             drops.append(float((torch.linalg.pinv(H - Ji.T @ Ji, rtol=1e-10, hermitian=True) @ (Ji.T @ ri))[-1]))
     d = np.asarray(drops)

@@ -195,8 +195,8 @@ class Camera:
 COEFF_COUNTS = (4, 5, 8)
 
 
-def check_distortion(coeffs, source: str = "distortion") -> np.ndarray | None:
-    """Validated (N,) float64 coefficients, or None when absent or all zero.
+def check_distortion(coeffs, source: str = "distortion") -> tuple[float, ...] | None:
+    """Validated coefficients as a tuple of floats, or None when absent or all zero.
 
     Raises:
         InputError: wrong count or non-finite values.
@@ -210,7 +210,7 @@ def check_distortion(coeffs, source: str = "distortion") -> np.ndarray | None:
     if d.size not in COEFF_COUNTS or not np.isfinite(d).all():
         raise InputError(f"{source}: expected {'/'.join(map(str, COEFF_COUNTS))} finite OpenCV coefficients "
                          f"k1 k2 p1 p2 [k3 [k4 k5 k6]], got {list(d)}")
-    return None if not d.any() else d
+    return None if not d.any() else tuple(float(v) for v in d)
 
 
 def _check_points(points: np.ndarray) -> np.ndarray:

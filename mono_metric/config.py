@@ -86,6 +86,7 @@ class TrackingConfig:
             the previous keyframe's, starting from the PnP pose; kept when the ICP fitness is at least
             ``icp_min_fitness``.
         icp_voxel_m, icp_max_corr_m: down-sampling voxel and largest point-pair distance of that ICP.
+        icp_min_fitness: smallest fraction of the new keyframe's points paired by ICP to accept it.
     """
 
     max_features: int = 800
@@ -195,8 +196,7 @@ class CameraConfig:
     def validate(self) -> None:
         from mono_metric.camera import check_distortion
 
-        if self.distortion is not None:
-            check_distortion(self.distortion, "config camera.distortion")
+        check_distortion(self.distortion, "config camera.distortion")
         check_range("camera.calib_frames", self.calib_frames, 2, 100000)
         check_pair("camera.calib_hfov_range_deg", self.calib_hfov_range_deg, 5.0, 175.0)
 

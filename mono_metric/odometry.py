@@ -104,7 +104,8 @@ class Odometry:
         self._poses: list[np.ndarray] = []
         self._stamps: list[float] = []
         self._lost = False  # the previous frame was lost
-        self._kf_cloud: DepthCloud | None = None  # the last keyframe's depth, for ICP refinement
+        self._kf_uv, self._kf_depth = np.zeros((0, 2), np.float32), np.zeros(0)  # the keyframe's corners
+        self._kf_cloud: DepthCloud | None = None  # the newest keyframe's depth, for ICP refinement
         self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0, "icp": 0.0}  # cumulative seconds per stage
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
@@ -270,20 +271,21 @@ class Odometry:
         """Align the new keyframe's depth to the previous keyframe's (point-to-plane ICP) from the PnP pose."""
         cfg = self.config
         t0 = time.perf_counter()
-        cloud = DepthCloud.from_depth(self.camera, image, depth32, result.T_world_cam, cfg.icp_voxel_m, self.max_depth_m)
+        previous = self._kf_cloud
+        self._kf_cloud = DepthCloud.from_depth(self.camera, image, depth32, result.T_world_cam, cfg.icp_voxel_m,
+                                               self.max_depth_m)
         if refine:
-            T, fitness, _ = refine_pose_icp(cloud, self._kf_cloud, result.T_world_cam, cfg.icp_max_corr_m)
+            T, fitness, _ = refine_pose_icp(self._kf_cloud, previous, result.T_world_cam, cfg.icp_max_corr_m)
             if fitness >= cfg.icp_min_fitness:
-                correction = T @ inv_se3(result.T_world_cam)
-                cloud.cloud.transform(o3c.Tensor(correction.astype(np.float32)))
                 self._move_keyframe(result, T)
-        self._kf_cloud = cloud
         self.timings_s["icp"] += time.perf_counter() - t0
 
     def _move_keyframe(self, result: TrackResult, T_new: np.ndarray) -> None:
-        """Give the newest keyframe (and its 3D corners) the pose ``T_new``."""
+        """Give the newest keyframe (its 3D corners and, with ICP, its depth cloud) the pose ``T_new``."""
         T_old = result.T_world_cam
         self._xyz = (self._xyz - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+        if self._kf_cloud is not None:  # built for this keyframe by _icp_refine
+            self._kf_cloud.cloud.transform(o3c.Tensor((T_new @ inv_se3(T_old)).astype(np.float32)))
         result.T_world_cam = T_new
         self._kf.T_world_cam, self._kf.xyz_world = T_new.copy(), self._xyz.copy()
 
@@ -307,8 +309,7 @@ class Odometry:
             "kf_median_depth": np.array([k.median_depth_m for k in kfs], np.float64),
             "kf_sizes": np.array([len(k.xyz_world) for k in kfs], np.int64),
             "kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
-            "kf_uv": getattr(self, "_kf_uv", np.zeros((0, 2), np.float32)),
-            "kf_depth": getattr(self, "_kf_depth", np.zeros(0)),
+            "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
             "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
             "lost": np.array(self._lost),
             "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba", "icp")]),

@@ -3,7 +3,8 @@
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
 so an interrupted run keeps what it had), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
 ``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
-(the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+(the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
+``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class OdometryPipeline:
         self.camera_info = {"note": getattr(seq, "camera_note", None) or "intrinsics given with the data"}
         if ccfg.undistort and (ccfg.distortion is not None or seq.distortion is not None):
             seq = CameraAdjusted(seq, undistort=True, distortion=ccfg.distortion)
-            self.camera_info["undistorted_with"] = [float(v) for v in seq.undistorter.coeffs] if seq.undistorter else None
+            self.camera_info["undistorted_with"] = list(seq.undistorter.coeffs) if seq.undistorter else None
         if ccfg.self_calibrate:
             n = min(len(seq), ccfg.calib_frames)
             est = estimate_focal([seq[i].image for i in range(n)], seq.camera.cx, seq.camera.cy,

@@ -16,6 +16,7 @@ from mono_metric.datasets.base import Sequence
 from mono_metric.errors import InputError
 from mono_metric.types import Frame
 
+
 def undistort_points(uv: np.ndarray, camera: Camera, coeffs) -> np.ndarray:
     """Pinhole pixel coordinates of distorted pixels.
 
@@ -32,7 +33,7 @@ def undistort_points(uv: np.ndarray, camera: Camera, coeffs) -> np.ndarray:
     if d is None:
         return uv.reshape(-1, 2).copy()
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
-    return cv2.undistortPoints(uv, camera.K, d, R=None, P=camera.K, criteria=crit).reshape(-1, 2)
+    return cv2.undistortPoints(uv, camera.K, np.array(d), R=None, P=camera.K, criteria=crit).reshape(-1, 2)
 
 
 class Undistorter:
@@ -49,7 +50,8 @@ class Undistorter:
             raise InputError("Undistorter needs non-zero distortion coefficients")
         self.camera, self.coeffs = camera, d
         size = (camera.width, camera.height)
-        self._map_x, self._map_y = cv2.initUndistortRectifyMap(camera.K, d, None, camera.K, size, cv2.CV_32FC1)
+        self._map_x, self._map_y = cv2.initUndistortRectifyMap(camera.K, np.array(d), None, camera.K, size,
+                                                               cv2.CV_32FC1)
         inside = ((self._map_x >= 0) & (self._map_x <= camera.width - 1)
                   & (self._map_y >= 0) & (self._map_y <= camera.height - 1))
         self.valid_mask = inside  # (H, W) pixels whose source lies inside the distorted image
@@ -88,7 +90,7 @@ class CameraAdjusted(Sequence):
             raise InputError(f"replacement camera is {camera.width}x{camera.height}, frames of {base.name} are "
                              f"{base.camera.width}x{base.camera.height}")
         self.camera = camera or base.camera
-        self.distortion = None if self.undistorter is not None or coeffs is None else tuple(coeffs)
+        self.distortion = None if self.undistorter is not None else coeffs
         self.name, self.timestamps, self.gt = base.name, base.timestamps, base.gt
 
     def gt_mesh(self):

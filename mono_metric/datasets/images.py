@@ -55,9 +55,8 @@ def read_distortion(intrinsics: str | Path | None) -> tuple[float, ...] | None:
     """Optional ``distortion: [k1, k2, p1, p2, k3]`` of an intrinsics YAML file."""
     if intrinsics is None:
         return None
-    coeffs = check_distortion(read_yaml_mapping(intrinsics, "intrinsics file", "fx, fy, cx, cy, width, height")
-                              .get("distortion"), f"{intrinsics} distortion")
-    return None if coeffs is None else tuple(float(v) for v in coeffs)
+    return check_distortion(read_yaml_mapping(intrinsics, "intrinsics file", "fx, fy, cx, cy, width, height")
+                            .get("distortion"), f"{intrinsics} distortion")
 
 
 class ImageFolder(Sequence):

@@ -62,7 +62,8 @@ class TumRGBD(Sequence):
     Args:
         path: folder with ``rgb.txt`` (and ``depth.txt``, ``groundtruth.txt`` when present).
         intrinsics: (fx, fy, cx, cy); default from ``intrinsics.txt`` in the folder, else by the
-            freiburg sensor named in the folder name ('freiburg1' or 'fr1'), else the dataset's default 525/319.5/239.5.
+            freiburg sensor named in the folder name ('freiburg1' or 'fr1'), else the dataset's default
+            525/319.5/239.5.
         distortion: OpenCV coefficients (k1, k2, p1, p2[, k3]) of the RGB frames; default those on the
             ``intrinsics.txt`` line (``fx fy cx cy d0 d1 d2 d3 d4``), else the published ones of the
             freiburg sensor when its intrinsics are used. ``()`` means none. Frames are undistorted by
@@ -73,8 +74,8 @@ class TumRGBD(Sequence):
     """
 
     def __init__(self, path: str | Path, intrinsics: tuple[float, float, float, float] | None = None,
-                 distortion: tuple[float, ...] | None = None, max_diff_s: float = 0.02, missing: str = "error", stride: int = 1, start: int = 0,
-                 max_frames: int | None = None):
+                 distortion: tuple[float, ...] | None = None, max_diff_s: float = 0.02, missing: str = "error",
+                 stride: int = 1, start: int = 0, max_frames: int | None = None):
         root = Path(path)
         if missing not in ("error", "skip"):
             raise InputError(f"missing must be 'error' or 'skip', got {missing!r}")
@@ -106,8 +107,8 @@ class TumRGBD(Sequence):
         width, height = image_size(self.rgb_files[0])
         *k, dist = self._intrinsics(root, intrinsics)
         self.camera = Camera(*k, width, height)
-        dist = dist if distortion is None else (tuple(distortion) or None)
-        self.distortion = None if check_distortion(dist, f"{root} distortion") is None else tuple(map(float, dist))
+        self.distortion = check_distortion(dist if distortion is None else (tuple(distortion) or None),
+                                           f"{root} distortion")
         self.name = root.name if root.name.startswith("tum") else f"tum_{root.name}"
 
     @staticmethod

@@ -17,8 +17,8 @@ from torch import nn
 
 from mono_metric.camera import Camera
 from mono_metric.depth.base import DepthPrediction
-from mono_metric.depth.canonical import postprocess_depth, postprocess_map, postprocess_normal, preprocess
-from mono_metric.depth.metric3d.model import MODEL_SPECS, Metric3D
+from mono_metric.depth.canonical import preprocess
+from mono_metric.depth.metric3d.model import MODEL_SPECS, Metric3D, to_prediction
 from mono_metric.errors import InputError
 
 OUTPUTS = ("depth", "confidence", "normal")
@@ -66,9 +66,9 @@ def export_onnx(model: Metric3D, path: str | Path, height: int, width: int, opse
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = _Graph(model.eval().cpu())
     example = torch.zeros(1, 3, height, width)
+    names = list(OUTPUTS) if model.spec.family == "vit" else list(OUTPUTS[:2])  # v2 also predicts normals
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        names = [k for k in OUTPUTS if k in model(example)]
         # One self-contained file unless protobuf's 2 GB limit forces the weights into ``FILE.onnx.data``.
         external = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.8e9
         torch.onnx.export(graph, (example,), str(path), dynamo=True, opset_version=opset, input_names=["image"],
@@ -125,9 +125,6 @@ class OnnxDepthModel:
     def predict(self, image, camera: Camera) -> DepthPrediction:
         """(H, W) metric depth (and confidence, normals when exported) for one RGB image."""
         info = preprocess(image, camera, self.input_hw, "cpu", self.meta["canonical_focal_px"])
-        out = dict(zip(self.meta["outputs"], self.session.run(None, {"image": info.tensor.numpy()})))
-        depth = postprocess_depth(torch.from_numpy(out["depth"][0, 0]), info, self.meta["max_depth_m"])
-        conf = postprocess_map(torch.from_numpy(out["confidence"][0]), info)[0]
-        normal = out.get("normal")
-        normal = None if normal is None else postprocess_normal(torch.from_numpy(normal[0, :3]), info).numpy()
-        return DepthPrediction(depth.numpy().astype(np.float32), conf.numpy().astype(np.float32), normal)
+        arrays = self.session.run(None, {"image": info.tensor.numpy()})
+        out = {name: torch.from_numpy(a) for name, a in zip(self.meta["outputs"], arrays)}
+        return to_prediction(out, 0, info, self.meta["max_depth_m"])

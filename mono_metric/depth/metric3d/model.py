@@ -182,14 +182,17 @@ class Metric3D(nn.Module):
         amp = self.autocast_dtype is not None and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=self.autocast_dtype) if amp else contextlib.nullcontext():
             out = self(torch.cat([i.tensor for i in infos]))
-        preds = []
-        for k, info in enumerate(infos):
-            depth = postprocess_depth(out["depth"][k, 0], info, self.spec.max_depth_m)
-            conf = postprocess_map(out["confidence"][k], info)[0]
-            normal = out.get("normal")
-            normal = None if normal is None else _np(postprocess_normal(normal[k, :3], info))
-            preds.append(DepthPrediction(_np(depth), _np(conf), normal))
-        return preds
+        return [to_prediction(out, k, info, self.spec.max_depth_m) for k, info in enumerate(infos)]
+
+
+def to_prediction(out: dict[str, torch.Tensor], k: int, info, max_depth_m: float) -> DepthPrediction:
+    """Item ``k`` of a network output batch (depth, confidence[, normal]) as a metric prediction on the
+    image grid of ``info`` (a :class:`~mono_metric.depth.canonical.CanonicalInput`)."""
+    depth = postprocess_depth(out["depth"][k, 0], info, max_depth_m)
+    conf = postprocess_map(out["confidence"][k], info)[0]
+    normal = out.get("normal")
+    normal = None if normal is None else _np(postprocess_normal(normal[k, :3], info))
+    return DepthPrediction(_np(depth), _np(conf), normal)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
