@@ -3,7 +3,7 @@
 The embedded model uses its trained weights; the official architectures use random weights (the graph,
 not the training, is under test; official weights are not needed). CPU only.
 
-    python benchmarks/onnx_export.py [--out runs/onnx]
+    python benchmarks/onnx_export.py [--out runs/onnx] [--models mono_metric_tiny,...]
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from mono_metric.depth import Metric3D
 from mono_metric.depth.onnx import compare_onnx, export_onnx
 
-CASES = [("mono_metric_tiny", (192, 640)), ("metric3d_convnext_tiny", (544, 1216)), ("metric3d_vit_small", (308, 532))]
+CASES = [("mono_metric_tiny", (160, 512)), ("metric3d_convnext_tiny", (544, 1216)), ("metric3d_vit_small", (308, 532))]
 
 
 def _time(fn, repeats: int = 3) -> float:
@@ -30,12 +30,13 @@ def _time(fn, repeats: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/onnx")
+    ap.add_argument("--models", default=",".join(name for name, _ in CASES))
     args = ap.parse_args()
     import onnxruntime as ort
 
     lines = ["| model | input | weights | export (s) | file (MB) | PyTorch (ms) | onnxruntime (ms) | max rel err |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, (h, w) in CASES:
+    for name, (h, w) in (case for case in CASES if case[0] in args.models.split(",")):
         model = Metric3D.from_pretrained(name) if name == "mono_metric_tiny" else Metric3D.build(name)
         path = Path(args.out) / f"{name}_{h}x{w}.onnx"
         t = time.perf_counter()

@@ -77,6 +77,10 @@ class TrackingConfig:
             learned DISK features from ``feature_weights``, matched the same way).
         sift_ratio: ratio-test threshold of descriptor matching (SIFT and DISK).
         feature_weights: weights file of a learned front-end (DISK).
+        matcher: how SIFT/DISK descriptors are matched: 'nn' (mutual nearest neighbours + ratio test)
+            or 'lightglue' (Kornia's LightGlue from ``matcher_weights``, trained for that front-end).
+        matcher_weights: LightGlue checkpoint file.
+        lightglue_threshold: smallest LightGlue match confidence kept.
         device: torch device of the SIFT front-end.
         local_ba: refine each new keyframe with a local bundle adjustment (pypose LM) over the last
             ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
@@ -103,6 +107,9 @@ class TrackingConfig:
     frontend: str = "klt"
     sift_ratio: float = 0.85
     feature_weights: str | None = None
+    matcher: str = "nn"
+    matcher_weights: str | None = None
+    lightglue_threshold: float = 0.1
     device: str = "cpu"
     local_ba: bool = False
     ba_window: int = 4
@@ -128,6 +135,11 @@ class TrackingConfig:
         check_range("tracking.max_step_depth_ratio", self.max_step_depth_ratio, 0.01, 1000.0)
         check_choice("tracking.frontend", self.frontend, ("klt", "sift", "disk"))
         check_range("tracking.sift_ratio", self.sift_ratio, 0.1, 1.0)
+        check_choice("tracking.matcher", self.matcher, ("nn", "lightglue"))
+        if self.matcher == "lightglue" and self.frontend == "klt":
+            raise InputError("tracking.matcher 'lightglue' matches descriptors: set tracking.frontend to 'sift' or "
+                              "'disk' (the 'klt' front-end tracks corners without descriptors)")
+        check_range("tracking.lightglue_threshold", self.lightglue_threshold, 0.0, 1.0)
         check_range("tracking.ba_window", self.ba_window, 2, 100)
         check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)
         check_range("tracking.ba_steps", self.ba_steps, 1, 100)

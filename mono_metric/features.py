@@ -8,15 +8,22 @@
 - :class:`DiskFrontend`: Kornia's learned DISK features from a weights file the user provides,
   matched like SIFT.
 
-All return pixel positions (N, 2) float32 in the current image and a (N,) bool mask of points found.
+The descriptor front-ends match with mutual nearest neighbours and a ratio test, or with Kornia's
+LightGlue (:class:`LightGlue`) when the user gives its weights. All return pixel positions (N, 2)
+float32 in the current image and a (N,) bool mask of points found.
 """
 from __future__ import annotations
+
+import math
+import re
 
 import cv2
 import numpy as np
 import torch
 
 from mono_metric.errors import InputError
+
+GEOMETRY_COLUMNS = 4  # every descriptor row ends with the keypoint's x, y (px), scale (px) and orientation (rad)
 
 
 class KltFrontend:
@@ -51,21 +58,80 @@ class KltFrontend:
         return uv, good
 
 
-class _DescriptorFrontend:
-    """Keypoints with descriptors, matched frame-to-keyframe (mutual nearest neighbours + ratio test).
+class LightGlue:
+    """Kornia's LightGlue matcher with weights from a local file (nothing is downloaded).
 
-    Subclasses implement ``_describe(gray) -> ((N, 2) pixels, (N, D) descriptors)``.
+    Args:
+        features: 'sift' or 'disk': the descriptors the weights were trained for (128-D both; SIFT
+            also feeds keypoint scale and orientation).
+        weights: LightGlue checkpoint, e.g. the official ``sift_lightglue.pth``/``disk_lightglue.pth``
+            (layer names of the original release are accepted).
+        filter_threshold: smallest match confidence kept.
+        device: torch device.
+
+    Raises:
+        InputError: no weights, an unreadable file, or the checkpoint of another network.
+    """
+
+    def __init__(self, features: str, weights: str | None, filter_threshold: float = 0.1, device: str = "cpu"):
+        import kornia.feature as KF
+
+        from mono_metric.depth.weights import load_into
+
+        if weights is None:
+            raise InputError(f"tracking.matcher 'lightglue' needs tracking.matcher_weights: the LightGlue checkpoint "
+                             f"trained for {features} features (e.g. Kornia's {features}_lightglue.pth, downloaded once)")
+        self.net = KF.LightGlue(features=None, input_dim=128, add_scale_ori=features == "sift",
+                                filter_threshold=filter_threshold)
+        derived = {"confidence_thresholds": self.net.confidence_thresholds}
+
+        def rename(state: dict) -> dict:  # the original release names layers self_attn.N / cross_attn.N
+            state = {re.sub(r"^(self_attn|cross_attn)\.(\d+)\.", r"transformers.\2.\1.", k): v for k, v in state.items()}
+            return {**derived, **state}
+
+        load_into(self.net, weights, model_name=f"LightGlue ({features})", rename=rename)
+        self.net = self.net.to(torch.device(device)).eval()
+
+    @torch.inference_mode()
+    def match(self, rows0: torch.Tensor, rows1: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+        """(S, 2) long indices of matched rows of two images of size ``image_hw``.
+
+        Args:
+            rows0, rows1: (N, D + 4) descriptor rows ending with x, y, scale, orientation.
+            image_hw: (H, W) of both images.
+        """
+        if len(rows0) < 2 or len(rows1) < 2:
+            return torch.zeros((0, 2), dtype=torch.long)
+        size = torch.tensor([[image_hw[1], image_hw[0]]], dtype=rows0.dtype, device=rows0.device)
+
+        def image(rows):
+            geo = rows[:, -GEOMETRY_COLUMNS:]
+            return {"keypoints": geo[None, :, :2], "scales": geo[None, :, 2], "oris": geo[None, :, 3],
+                    "descriptors": rows[None, :, :-GEOMETRY_COLUMNS].contiguous(), "image_size": size}
+
+        matches0 = self.net({"image0": image(rows0), "image1": image(rows1)})["matches0"][0]
+        found = matches0 > -1
+        return torch.stack([torch.nonzero(found)[:, 0], matches0[found]], 1)
+
+
+class _DescriptorFrontend:
+    """Keypoints with descriptors, matched frame-to-keyframe (mutual nearest neighbours + ratio test, or
+    LightGlue).
+
+    Subclasses implement ``_describe(gray) -> ((N, 2) pixels, (N, D + 4) rows)``: descriptors followed
+    by the keypoint geometry (:data:`GEOMETRY_COLUMNS`).
     """
 
     ratio: float
+    lightglue: LightGlue | None
 
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-        """(N, 2) keypoint pixels and (N, D) descriptors of a keyframe."""
+        """(N, 2) keypoint pixels and (N, D + 4) descriptor rows of a keyframe."""
         return self._describe(gray)
 
     @torch.inference_mode()
     def find(self, prev_gray: np.ndarray, gray: np.ndarray, prev_uv: np.ndarray, kf_desc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Positions in ``gray`` of the keyframe points with descriptors ``kf_desc`` (ignores ``prev_gray``)."""
+        """Positions in ``gray`` of the keyframe points with descriptor rows ``kf_desc`` (ignores ``prev_gray``)."""
         import kornia.feature as KF
 
         uv = prev_uv.copy()
@@ -75,11 +141,18 @@ class _DescriptorFrontend:
         cur_uv, cur_desc = self._describe(gray)
         if len(cur_uv) == 0:
             return uv, good
-        _, idx = KF.match_smnn(kf_desc, cur_desc, self.ratio)
+        if self.lightglue is not None:
+            idx = self.lightglue.match(kf_desc, cur_desc, gray.shape)
+        else:
+            _, idx = KF.match_smnn(kf_desc[:, :-GEOMETRY_COLUMNS], cur_desc[:, :-GEOMETRY_COLUMNS], self.ratio)
         idx = idx.cpu().numpy()
         uv[idx[:, 0]] = cur_uv[idx[:, 1]]
         good[idx[:, 0]] = True
         return uv, good
+
+
+def _rows(desc: torch.Tensor, uv: torch.Tensor, scale: torch.Tensor, ori: torch.Tensor) -> torch.Tensor:
+    return torch.cat([desc, uv.to(desc.dtype), scale[:, None].to(desc.dtype), ori[:, None].to(desc.dtype)], 1)
 
 
 class SiftFrontend(_DescriptorFrontend):
@@ -89,21 +162,28 @@ class SiftFrontend(_DescriptorFrontend):
         max_features: keypoints per image.
         ratio: Lowe's ratio threshold of the mutual nearest-neighbour match.
         device: torch device of the detector.
+        lightglue: match with this instead of nearest neighbours.
     """
 
-    def __init__(self, max_features: int = 1000, ratio: float = 0.85, device: str = "cpu"):
+    def __init__(self, max_features: int = 1000, ratio: float = 0.85, device: str = "cpu",
+                 lightglue: LightGlue | None = None):
         import kornia.feature as KF
 
         self._KF = KF
         self.sift = KF.SIFTFeature(num_features=max_features, upright=True, device=torch.device(device))
-        self.ratio, self.device = ratio, torch.device(device)
+        self.ratio, self.device, self.lightglue = ratio, torch.device(device), lightglue
 
     @torch.inference_mode()
     def _describe(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         img = torch.from_numpy(gray).to(self.device, torch.float32)[None, None] / 255.0
         lafs, _, desc = self.sift(img)
-        uv = self._KF.get_laf_center(lafs)[0].cpu().numpy().astype(np.float32)
-        return uv, desc[0]
+        center = self._KF.get_laf_center(lafs)[0]
+        # LightGlue's SIFT convention (COLMAP keypoints): the DoG sigma (a sixth of the LAF scale) and the
+        # image angle of the keypoint's x axis, the negated LAF orientation, in (-pi, pi].
+        ori = -torch.deg2rad(self._KF.get_laf_orientation(lafs)[0, :, 0])
+        ori = torch.where(ori <= -math.pi, ori + 2 * math.pi, ori)
+        rows = _rows(desc[0], center, self._KF.get_laf_scale(lafs)[0, :, 0, 0] / 6.0, ori)
+        return center.cpu().numpy().astype(np.float32), rows
 
 
 class DiskFrontend(_DescriptorFrontend):
@@ -114,9 +194,11 @@ class DiskFrontend(_DescriptorFrontend):
         max_features: keypoints per image.
         ratio: ratio threshold of the mutual nearest-neighbour match.
         device: torch device.
+        lightglue: match with this instead of nearest neighbours.
     """
 
-    def __init__(self, weights: str | None, max_features: int = 1000, ratio: float = 0.85, device: str = "cpu"):
+    def __init__(self, weights: str | None, max_features: int = 1000, ratio: float = 0.85, device: str = "cpu",
+                 lightglue: LightGlue | None = None):
         import kornia.feature as KF
 
         from mono_metric.depth.weights import load_state_dict
@@ -128,9 +210,13 @@ class DiskFrontend(_DescriptorFrontend):
         self.disk.load_state_dict(load_state_dict(weights), strict=True)
         self.disk = self.disk.to(torch.device(device)).eval()
         self.max_features, self.ratio, self.device = max_features, ratio, torch.device(device)
+        self.lightglue = lightglue
 
     @torch.inference_mode()
     def _describe(self, gray: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         img = torch.from_numpy(gray).to(self.device, torch.float32)[None, None].expand(1, 3, -1, -1) / 255.0
         feats = self.disk(img, n=self.max_features, pad_if_not_divisible=True)[0]
-        return feats.keypoints.cpu().numpy().astype(np.float32), feats.descriptors
+        n = len(feats.keypoints)
+        rows = _rows(feats.descriptors, feats.keypoints, torch.ones(n, device=self.device),
+                     torch.zeros(n, device=self.device))
+        return feats.keypoints.cpu().numpy().astype(np.float32), rows

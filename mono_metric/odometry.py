@@ -21,7 +21,7 @@ import torch
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.features import DiskFrontend, KltFrontend, SiftFrontend
+from mono_metric.features import DiskFrontend, KltFrontend, LightGlue, SiftFrontend
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
@@ -95,7 +95,7 @@ class Odometry:
         self._prev_gray: np.ndarray | None = None
         self._uv = np.zeros((0, 2), np.float32)  # keyframe corners as seen in the previous frame
         self._xyz = np.zeros((0, 3))  # their world points
-        self._desc = None  # their descriptors (SIFT front-end)
+        self._desc = None  # their descriptor rows (SIFT/DISK front-ends)
         self._lm = np.zeros(0, int)  # their index among the keyframe's landmarks
         self.window = KeyframeWindow(config.ba_window, config.ba_landmarks) if config.local_ba else None
         self.frontend = make_frontend(config)
@@ -347,10 +347,13 @@ class Odometry:
 
 def make_frontend(config: TrackingConfig):
     """The feature front-end named by ``config.frontend``."""
+    lightglue = None
+    if config.matcher == "lightglue":
+        lightglue = LightGlue(config.frontend, config.matcher_weights, config.lightglue_threshold, config.device)
     if config.frontend == "sift":
-        return SiftFrontend(config.max_features, config.sift_ratio, config.device)
+        return SiftFrontend(config.max_features, config.sift_ratio, config.device, lightglue)
     if config.frontend == "disk":
-        return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device)
+        return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
     return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px)
 
 

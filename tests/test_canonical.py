@@ -91,3 +91,13 @@ def test_cstm_image_makes_the_camera_canonical(street_frame):
     # Depth values are unchanged by the zoom (compare at the principal point, a fixed point).
     u0, v0 = int(round(src.cx)), int(round(src.cy))
     assert depth[v0, u0] == pytest.approx(street_frame.depth_m[v0, u0], rel=0.02)
+
+
+def test_input_hw_for_pixels_keeps_aspect_and_multiples():
+    from mono_metric.depth.canonical import input_hw_for_pixels
+
+    assert input_hw_for_pixels((376, 1241), 80_000, 32) == (160, 512)
+    assert input_hw_for_pixels((480, 640), 80_000, 32) == (256, 320)
+    assert input_hw_for_pixels((10, 4000), 80_000, 32) == (32, 5664)  # very wide: the height floors at one multiple
+    with pytest.raises(InputError, match="positive"):
+        input_hw_for_pixels((0, 640), 80_000, 32)

@@ -145,6 +145,64 @@ def test_disk_frontend_loads_user_weights_and_tracks(tmp_path):
     odo = Odometry(TrackingConfig(frontend="disk", feature_weights=str(tmp_path / "disk.pth"), max_features=300),
                    seq.camera)
     uv, desc = odo.frontend.detect(np.ascontiguousarray(seq[0].image[:, :, 0]))
-    assert uv.shape[1] == 2 and desc.shape == (len(uv), 128) and len(uv) > 0
+    assert uv.shape[1] == 2 and desc.shape == (len(uv), 128 + 4) and len(uv) > 0
+    assert np.allclose(desc[:, 128:130].numpy(), uv)  # rows end with the keypoint geometry
     results = [odo.track(f.image, f.timestamp, f.depth_m) for f in seq]
     assert results[0].status == "init" and len(odo.trajectory()) == 3
+
+
+@pytest.mark.parametrize("features", ["sift", "disk"])
+def test_lightglue_matcher_equals_kornia_reference(tmp_path, monkeypatch, features):
+    """No LightGlue weights can be downloaded here, so random weights stand in. The check is that our
+    wiring (keypoint normalisation, SIFT scale/orientation convention, checkpoint layer names) feeds
+    LightGlue exactly what Kornia's own LightGlueMatcher feeds it: the matches must be identical."""
+    import kornia.feature as KF
+    import kornia.feature.lightglue as kornia_lightglue
+    import torch
+
+    from mono_metric.features import GEOMETRY_COLUMNS, LightGlue, SiftFrontend
+
+    torch.manual_seed(0)
+    net = KF.LightGlue(features=None, input_dim=128, add_scale_ori=features == "sift")
+    # the original release's layer names, which users' files carry
+    state = {k.replace(f"transformers.{i}.self_attn", f"self_attn.{i}").replace(f"transformers.{i}.cross_attn",
+                                                                                  f"cross_attn.{i}"): v
+             for k, v in net.state_dict().items() if k != "confidence_thresholds" for i in [k.split(".")[1]]}
+    torch.save(state, tmp_path / "lg.pth")
+    monkeypatch.setattr(kornia_lightglue, "load_state_dict_from_url", lambda *a, **k: dict(state))
+    reference = KF.LightGlueMatcher(features, {"filter_threshold": 0.0, "depth_confidence": -1,
+                                               "width_confidence": -1}).eval()
+    ours = LightGlue(features, str(tmp_path / "lg.pth"), filter_threshold=0.0)
+    ours.net.conf.depth_confidence = ours.net.conf.width_confidence = -1
+
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=1, frames=4, width=256, height=192))
+    grays = [np.ascontiguousarray(seq[i].image[:, :, 1]) for i in (0, 3)]
+    if features == "sift":
+        front = SiftFrontend(max_features=200)
+        rows = [front.detect(g)[1] for g in grays]
+        sift = KF.SIFTFeature(num_features=200, upright=True)
+        lafs = [sift(torch.from_numpy(g).float()[None, None] / 255.0)[0] for g in grays]
+    else:  # DISK-like rows: any 128-D descriptors with keypoints, unit scale, zero orientation
+        gen = torch.Generator().manual_seed(1)
+        uv = [torch.rand(150, 2, generator=gen) * torch.tensor([255.0, 191.0]) for _ in grays]
+        rows = [torch.cat([torch.nn.functional.normalize(torch.randn(150, 128, generator=gen), dim=1), p,
+                           torch.ones(150, 1), torch.zeros(150, 1)], 1) for p in uv]
+        lafs = [KF.laf_from_center_scale_ori(p[None], torch.ones(1, 150, 1, 1), torch.zeros(1, 150, 1)) for p in uv]
+    idx = ours.match(rows[0], rows[1], grays[0].shape)
+    _, ref = reference(rows[0][:, :-GEOMETRY_COLUMNS], rows[1][:, :-GEOMETRY_COLUMNS], lafs[0], lafs[1],
+                       hw1=grays[0].shape, hw2=grays[1].shape)
+    assert len(idx) > 10
+    assert torch.equal(idx, ref)
+
+
+def test_lightglue_needs_descriptors_and_weights(tmp_path):
+    import torch
+
+    with pytest.raises(InputError, match="tracking.frontend to 'sift' or 'disk'"):
+        TrackingConfig(matcher="lightglue").validate()
+    with pytest.raises(InputError, match="matcher_weights"):
+        Odometry(TrackingConfig(frontend="sift", matcher="lightglue"), Camera(100, 100, 80, 60, 160, 120))
+    torch.save({"posenc.Wr.weight": torch.zeros(3, 2)}, tmp_path / "other.pth")
+    with pytest.raises(InputError, match="does not fit LightGlue"):
+        Odometry(TrackingConfig(frontend="sift", matcher="lightglue", matcher_weights=str(tmp_path / "other.pth")),
+                 Camera(100, 100, 80, 60, 160, 120))

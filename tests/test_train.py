@@ -122,8 +122,9 @@ def test_train_image_mode_and_wrong_resume(tmp_path, monkeypatch):
 def test_embedded_model_is_metric_on_new_frames():
     """The packaged model loads offline and predicts metric depth on unseen synthetic frames."""
     model = Metric3D.from_pretrained("mono_metric_tiny", allow_download=False)
-    # Measured on 9 held-out frames per scene: AbsRel street 0.186, room 0.088 (README).
-    for scene, seed, bound in (("street", 777, 0.25), ("room", 778, 0.15)):
+    # Held-out AbsRel (README): street 0.085, room 0.085 over 9 frames each; these seeds' 3 frames gave
+    # street 0.078 and room 0.121 (its hardest seed).
+    for scene, seed, bound in (("street", 777, 0.12), ("room", 778, 0.15)):
         seq = SyntheticSequence(SyntheticConfig(scene=scene, seed=seed, frames=30))
         errs = []
         for i in (0, 15, 29):

@@ -72,6 +72,16 @@ def fit_scale(original_hw: tuple[int, int], input_hw: tuple[int, int]) -> float:
     return min(input_hw[0] / original_hw[0], input_hw[1] / original_hw[1])
 
 
+def input_hw_for_pixels(original_hw: tuple[int, int], pixels: int, multiple: int) -> tuple[int, int]:
+    """Network input (H, W) of about ``pixels`` pixels with the aspect of ``original_hw``, sides rounded
+    to multiples of ``multiple`` (at least one multiple)."""
+    h, w = original_hw
+    if h <= 0 or w <= 0 or pixels <= 0 or multiple <= 0:
+        raise InputError(f"need positive sizes, got image {original_hw}, {pixels} pixels, multiple {multiple}")
+    s = (pixels / (h * w)) ** 0.5
+    return max(multiple, round(h * s / multiple) * multiple), max(multiple, round(w * s / multiple) * multiple)
+
+
 def preprocess(image, camera: Camera, input_hw: tuple[int, int] = VIT_INPUT_HW,
                device: str | torch.device = "cpu", canonical_focal_px: float = CANONICAL_FOCAL_PX) -> CanonicalInput:
     """Resize keeping aspect, pad centred with the mean colour, normalise.

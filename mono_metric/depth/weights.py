@@ -155,9 +155,14 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_into(model: torch.nn.Module, path: str | Path, model_name: str = "model") -> None:
-    """Load a checkpoint into ``model`` with ``strict=True``, explaining mismatches in one message."""
+def load_into(model: torch.nn.Module, path: str | Path, model_name: str = "model", rename=None) -> None:
+    """Load a checkpoint into ``model`` with ``strict=True``, explaining mismatches in one message.
+
+    ``rename`` (optional) maps the file's state dict to the model's names first.
+    """
     state = load_state_dict(path)
+    if rename is not None:
+        state = rename(state)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
