@@ -80,13 +80,15 @@ class LightGlue:
 
         if weights is None:
             raise InputError(f"tracking.matcher 'lightglue' needs tracking.matcher_weights: the LightGlue checkpoint "
-                             f"trained for {features} features (e.g. Kornia's {features}_lightglue.pth, downloaded once)")
+                             f"trained for {features} features (e.g. Kornia's {features}_lightglue.pth, "
+                             "downloaded once)")
         self.net = KF.LightGlue(features=None, input_dim=128, add_scale_ori=features == "sift",
                                 filter_threshold=filter_threshold)
         derived = {"confidence_thresholds": self.net.confidence_thresholds}
 
         def rename(state: dict) -> dict:  # the original release names layers self_attn.N / cross_attn.N
-            state = {re.sub(r"^(self_attn|cross_attn)\.(\d+)\.", r"transformers.\2.\1.", k): v for k, v in state.items()}
+            layer = re.compile(r"^(self_attn|cross_attn)\.(\d+)\.")
+            state = {layer.sub(r"transformers.\2.\1.", k): v for k, v in state.items()}
             return {**derived, **state}
 
         load_into(self.net, weights, model_name=f"LightGlue ({features})", rename=rename)
@@ -130,7 +132,8 @@ class _DescriptorFrontend:
         return self._describe(gray)
 
     @torch.inference_mode()
-    def find(self, prev_gray: np.ndarray, gray: np.ndarray, prev_uv: np.ndarray, kf_desc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, prev_gray: np.ndarray, gray: np.ndarray, prev_uv: np.ndarray,
+             kf_desc: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``gray`` of the keyframe points with descriptor rows ``kf_desc`` (ignores ``prev_gray``)."""
         import kornia.feature as KF
 
