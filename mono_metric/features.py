@@ -204,13 +204,13 @@ class DiskFrontend(_DescriptorFrontend):
                  lightglue: LightGlue | None = None):
         import kornia.feature as KF
 
-        from mono_metric.depth.weights import load_state_dict
+        from mono_metric.depth.weights import load_into
 
         if weights is None:
             raise InputError("tracking.frontend 'disk' needs tracking.feature_weights: a DISK checkpoint file "
                              "(e.g. Kornia's 'depth' DISK weights, downloaded once)")
         self.disk = KF.DISK()
-        self.disk.load_state_dict(load_state_dict(weights), strict=True)
+        load_into(self.disk, weights, model_name="DISK")
         self.disk = self.disk.to(torch.device(device)).eval()
         self.max_features, self.ratio, self.device = max_features, ratio, torch.device(device)
         self.lightglue = lightglue

@@ -162,13 +162,13 @@ class Metric3D(nn.Module):
             raise ValueError(f"expected a (B, 3, H, W) batch, got {tuple(x.shape)}")
         return self.depth_model(x.contiguous(memory_format=torch.channels_last))
 
-    @torch.inference_mode()
     def default_input_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """The network input size :meth:`predict` uses for images of ``image_hw`` by default."""
         if self.spec.input_pixels is None:
             return self.spec.input_hw
         return input_hw_for_pixels(image_hw, self.spec.input_pixels, self.spec.input_multiple)
 
+    @torch.inference_mode()
     def predict(self, image, camera: Camera, input_hw: tuple[int, int] | None = None) -> DepthPrediction:
         """Metric depth for one image.
 
