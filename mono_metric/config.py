@@ -60,6 +60,8 @@ class TrackingConfig:
         max_features: corners detected per frame.
         min_distance_px: minimum spacing between corners.
         klt_window_px: Lucas-Kanade window size.
+        klt_refine_window_px: when > 0, each Lucas-Kanade track is refined at full resolution with
+            this smaller window (less systematic error under rotation and perspective; 0: off).
         ransac_reproj_px: PnP RANSAC inlier threshold.
         min_inliers: fewer PnP inliers than this marks the frame lost (constant-velocity guess kept).
         refine: pose refinement on the RANSAC inliers: 'opencv' (plain LM, fast) or 'pypose'
@@ -96,6 +98,7 @@ class TrackingConfig:
     max_features: int = 800
     min_distance_px: int = 10
     klt_window_px: int = 21
+    klt_refine_window_px: int = 0
     ransac_reproj_px: float = 1.5
     min_inliers: int = 25
     refine: str = "opencv"
@@ -126,6 +129,8 @@ class TrackingConfig:
         check_range("tracking.max_features", self.max_features, 20, 100000)
         check_range("tracking.min_distance_px", self.min_distance_px, 1, 200)
         check_range("tracking.klt_window_px", self.klt_window_px, 5, 101)
+        if self.klt_refine_window_px:
+            check_range("tracking.klt_refine_window_px", self.klt_refine_window_px, 3, self.klt_window_px)
         check_range("tracking.ransac_reproj_px", self.ransac_reproj_px, 0.1, 50.0)
         check_range("tracking.min_inliers", self.min_inliers, 6, 100000)
         check_range("tracking.keyframe_inlier_ratio", self.keyframe_inlier_ratio, 0.0, 1.0)

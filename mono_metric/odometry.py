@@ -101,7 +101,9 @@ class Odometry:
         self.frontend = make_frontend(config)
         self._kf: Keyframe | None = None
         self._keyframes: list[Keyframe] = []
-        self._poses: list[np.ndarray] = []
+        self._poses: list[np.ndarray] = []  # online estimates (as returned by track)
+        self._ref_kf: list[int] = []  # per frame: its reference keyframe (index into _keyframes, -1: none)...
+        self._T_kf_cam: list[np.ndarray] = []  # ...and its pose relative to it (absolute when -1)
         self._stamps: list[float] = []
         self._lost = False  # the previous frame was lost
         self._kf_uv, self._kf_depth = np.zeros((0, 2), np.float32), np.zeros(0)  # the keyframe's corners
@@ -147,6 +149,9 @@ class Odometry:
         # else: a degenerate frame (black, textureless, no depth): keep tracking from the last good frame.
         self._poses.append(result.T_world_cam)
         self._stamps.append(timestamp)
+        self._ref_kf.append(len(self._keyframes) - 1)
+        self._T_kf_cam.append(inv_se3(self._kf.T_world_cam) @ result.T_world_cam if self._kf is not None
+                              else result.T_world_cam.copy())
         return result
 
     # ----------------------------------------------------------------- internals
@@ -265,6 +270,10 @@ class Odometry:
                                              huber=2.0, steps=cfg.ba_steps)
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
+        first = len(self._keyframes) - len(refined)
+        for kf, T in zip(self._keyframes[first:-1], refined[:-1]):  # older keyframes: frames follow them
+            kf.xyz_world = (kf.xyz_world - kf.T_world_cam[:3, 3]) @ kf.T_world_cam[:3, :3] @ T[:3, :3].T + T[:3, 3]
+            kf.T_world_cam = T.copy()
         self._move_keyframe(result, refined[-1])
 
     def _icp_refine(self, result: TrackResult, image: np.ndarray, depth32: np.ndarray, refine: bool) -> None:
@@ -311,6 +320,7 @@ class Odometry:
             "kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
             "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
             "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
+            "ref_kf": np.array(self._ref_kf, np.int64), "T_kf_cam": np.array(self._T_kf_cam).reshape(-1, 4, 4),
             "lost": np.array(self._lost),
             "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba", "icp")]),
         }
@@ -332,13 +342,22 @@ class Odometry:
         self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
         self._poses = [np.array(T) for T in state["poses"]]
         self._stamps = [float(t) for t in state["stamps"]]
+        self._ref_kf = [int(k) for k in state["ref_kf"]]
+        self._T_kf_cam = [np.array(T) for T in state["T_kf_cam"]]
         self._lost = bool(state["lost"])
         self.timings_s = dict(zip(("features", "pose", "ba", "icp"), (float(v) for v in state["timings"])))
 
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
-        """All poses estimated so far."""
-        return Trajectory(np.asarray(self._stamps), np.stack(self._poses))
+        """All poses estimated so far, each frame placed relative to its reference keyframe's *current* pose.
+
+        Without local bundle adjustment these are the poses :meth:`track` returned. With it, keyframes
+        still in the window are refined again after :meth:`track` returned them; every frame follows
+        its keyframe (the ORB-SLAM convention), so the trajectory carries those refinements.
+        """
+        kfs = self._keyframes
+        poses = [T if k < 0 else kfs[k].T_world_cam @ T for k, T in zip(self._ref_kf, self._T_kf_cam)]
+        return Trajectory(np.asarray(self._stamps), np.stack(poses))
 
     def keyframes(self) -> list[Keyframe]:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
@@ -354,7 +373,8 @@ def make_frontend(config: TrackingConfig):
         return SiftFrontend(config.max_features, config.sift_ratio, config.device, lightglue)
     if config.frontend == "disk":
         return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
-    return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px)
+    return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px,
+                       refine_window_px=config.klt_refine_window_px)
 
 
 def _take(desc, index: np.ndarray):

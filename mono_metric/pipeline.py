@@ -1,7 +1,8 @@
 """``OdometryPipeline``: owns the frame loop, timing, mapping, evaluation and the results folder.
 
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
-so an interrupted run keeps what it had), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
+so an interrupted run keeps what it had; rewritten at the end with the keyframes' final poses, see
+:meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
 ``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
 (the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
 ``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
@@ -118,12 +119,7 @@ class OdometryPipeline:
         files = {name: open(self.out_dir / name, "w") for name in
                  ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")}
         if start:  # the files as they were at the snapshot (frames after it are recomputed)
-            traj = odo.trajectory()
-            files["trajectory_kitti.txt"].write(format_kitti(traj.T_world_cam))
-            files["trajectory_tum.txt"].write(format_tum(traj.timestamps, traj.T_world_cam))
-            kfs = odo.keyframes()
-            files["keyframes_tum.txt"].write(format_tum(np.array([k.timestamp for k in kfs]),
-                                                        np.array([k.T_world_cam for k in kfs])))
+            _write_trajectories(files, odo)
         bar = tqdm(range(start, len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True,
                    initial=start, total=len(seq))
         t_start = last_snapshot = time.perf_counter()
@@ -177,6 +173,10 @@ class OdometryPipeline:
         finally:
             for f in files.values():
                 f.close()
+        # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted) poses.
+        files = {name: open(self.out_dir / name, "w") for name in files}
+        with files["trajectory_tum.txt"], files["trajectory_kitti.txt"], files["keyframes_tum.txt"]:
+            _write_trajectories(files, odo)
         n = len(statuses)
         if depth_calls and invalid_depth == depth_calls:
             raise InputError(self._no_depth_message(depth_calls))
@@ -229,6 +229,16 @@ class OdometryPipeline:
         folder.mkdir(exist_ok=True)
         preview = np.concatenate([frame.image, colorize_depth(depth_m)], axis=0)
         cv2.imwrite(str(folder / f"kf_{frame.index:06d}.png"), preview[:, :, ::-1])
+
+
+def _write_trajectories(files: dict, odo: Odometry) -> None:
+    """Write the odometry's trajectory and keyframes so far to the open result files."""
+    traj = odo.trajectory()
+    files["trajectory_kitti.txt"].write(format_kitti(traj.T_world_cam))
+    files["trajectory_tum.txt"].write(format_tum(traj.timestamps, traj.T_world_cam))
+    kfs = odo.keyframes()
+    files["keyframes_tum.txt"].write(format_tum(np.array([k.timestamp for k in kfs]),
+                                                np.array([k.T_world_cam for k in kfs]).reshape(-1, 4, 4)))
 
 
 def _append(files: dict, timestamp: float, T: np.ndarray, keyframe: bool) -> None:

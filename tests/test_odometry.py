@@ -206,3 +206,70 @@ def test_lightglue_needs_descriptors_and_weights(tmp_path):
     with pytest.raises(InputError, match="does not fit LightGlue"):
         Odometry(TrackingConfig(frontend="sift", matcher="lightglue", matcher_weights=str(tmp_path / "other.pth")),
                  Camera(100, 100, 80, 60, 160, 120))
+
+
+def test_klt_refinement_window_tracks_rotated_views_more_accurately():
+    # A view rotated and zoomed about a point: the wide window follows it, the small refinement window
+    # removes part of the wide window's systematic error (exact ground truth from the affine map).
+    import cv2
+
+    from mono_metric.features import KltFrontend
+
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=2, frames=1))
+    gray = cv2.cvtColor(seq[0].image, cv2.COLOR_RGB2GRAY)
+    for angle_deg, zoom in [(2.0, 1.0), (3.0, 1.03), (4.0, 0.97)]:
+        A = cv2.getRotationMatrix2D((200.0, 150.0), angle_deg, zoom)
+        warped = cv2.warpAffine(gray, A, gray.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        errors, masks = [], []
+        for refine in (0, 9):
+            frontend = KltFrontend(600, 8, 21, refine_window_px=refine)
+            uv, _ = frontend.detect(gray)
+            found, good = frontend.find(gray, warped, uv, None)
+            errors.append(np.median(np.linalg.norm(found - (uv @ A[:2, :2].T + A[:, 2]), axis=1)[good]))
+            masks.append(good)
+        assert np.array_equal(masks[0], masks[1]) and masks[0].mean() > 0.8  # refinement never drops a track
+        assert errors[1] < 0.85 * errors[0], (angle_deg, zoom, errors)
+
+
+def test_trajectory_follows_bundle_adjusted_keyframes():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=8, frames=40, width=320, height=240))
+    odo = Odometry(TrackingConfig(local_ba=True, ba_window=4), seq.camera)
+    returned, kf_frames = [], []
+    for f in seq:
+        r = odo.track(f.image, f.timestamp, f.depth_m)
+        returned.append(r.T_world_cam)
+        if r.keyframe:
+            kf_frames.append(f.index)
+    traj = odo.trajectory().T_world_cam
+    kfs = odo.keyframes()
+    assert [k.index for k in kfs] == kf_frames and len(kfs) >= 4
+    # Keyframes refined again after track() returned them: the trajectory holds their refined poses...
+    moved = [k for k in kfs if not np.allclose(k.T_world_cam, returned[k.index])]
+    assert moved and all(np.allclose(traj[k.index], k.T_world_cam) for k in kfs)
+    # ...and every other frame keeps its pose relative to its keyframe as tracked.
+    for i in range(len(seq)):
+        ref = [k for k in kfs if k.index <= i][-1]
+        rel_now = np.linalg.inv(traj[ref.index]) @ traj[i]
+        assert np.allclose(rel_now, np.linalg.inv(returned[ref.index]) @ returned[i], atol=1e-9)
+    assert ate(seq.gt, odo.trajectory()).rmse_m < 0.02
+    # Without the bundle adjustment nothing moves afterwards: the trajectory is what track() returned.
+    plain = Odometry(TrackingConfig(), seq.camera)
+    poses = [plain.track(f.image, f.timestamp, f.depth_m).T_world_cam for f in seq]
+    assert np.allclose(plain.trajectory().T_world_cam, np.stack(poses))
+
+
+def test_pipeline_files_hold_the_refined_trajectory(tmp_path):
+    import json
+
+    from mono_metric import OdometryPipeline, Trajectory, load_config
+
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=8, frames=40, width=320, height=240))
+    cfg = load_config(None, {"depth": {"source": "gt", "max_depth_m": 10.0}, "mapping": {"enabled": False},
+                             "tracking": {"local_ba": True, "ba_window": 4}})
+    OdometryPipeline(seq, cfg, tmp_path, progress=False).run()
+    est = Trajectory.read_tum(tmp_path / "trajectory_tum.txt")
+    kfs = Trajectory.read_tum(tmp_path / "keyframes_tum.txt")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(est) == 40 and abs(ate(seq.gt, est).rmse_m - metrics["ate"]["rmse_m"]) < 1e-6
+    rows = np.searchsorted(est.timestamps, kfs.timestamps)
+    assert np.allclose(est.timestamps[rows], kfs.timestamps) and np.allclose(est.T_world_cam[rows], kfs.T_world_cam, atol=1e-6)
