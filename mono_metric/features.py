@@ -32,9 +32,9 @@ class KltFrontend:
     A wide LK window follows large motion robustly, but its translation-only model then tracks a
     gradient-weighted average of the window's flow, not the corner: under rotation and perspective
     change the error is systematic (on synthetic room frames 12 apart, a 21 px window under-estimated
-    the rotation by 0.37 % on average, 9 px by 0.01 %; such a bias accumulates as heading drift). With ``refine_window_px`` each track found
-    with the wide window is refined at full resolution with that small window, starting from the
-    wide window's result.
+    the rotation by 0.37 % on average, 9 px by 0.01 %; such a bias accumulates as heading drift).
+    With ``refine_window_px`` each track found with the wide window is refined at full resolution
+    with that small window, starting from the wide window's result.
 
     Args:
         max_features: corners per keyframe.

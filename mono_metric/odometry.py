@@ -272,8 +272,7 @@ class Odometry:
         self.window.set_poses(refined)
         first = len(self._keyframes) - len(refined)
         for kf, T in zip(self._keyframes[first:-1], refined[:-1]):  # older keyframes: frames follow them
-            kf.xyz_world = (kf.xyz_world - kf.T_world_cam[:3, 3]) @ kf.T_world_cam[:3, :3] @ T[:3, :3].T + T[:3, 3]
-            kf.T_world_cam = T.copy()
+            kf.xyz_world, kf.T_world_cam = _repose(kf.xyz_world, kf.T_world_cam, T), T.copy()
         self._move_keyframe(result, refined[-1])
 
     def _icp_refine(self, result: TrackResult, image: np.ndarray, depth32: np.ndarray, refine: bool) -> None:
@@ -292,7 +291,7 @@ class Odometry:
     def _move_keyframe(self, result: TrackResult, T_new: np.ndarray) -> None:
         """Give the newest keyframe (its 3D corners and, with ICP, its depth cloud) the pose ``T_new``."""
         T_old = result.T_world_cam
-        self._xyz = (self._xyz - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+        self._xyz = _repose(self._xyz, T_old, T_new)
         if self._kf_cloud is not None:  # built for this keyframe by _icp_refine
             self._kf_cloud.cloud.transform(o3c.Tensor((T_new @ inv_se3(T_old)).astype(np.float32)))
         result.T_world_cam = T_new
@@ -375,6 +374,11 @@ def make_frontend(config: TrackingConfig):
         return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
     return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px,
                        refine_window_px=config.klt_refine_window_px)
+
+
+def _repose(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray) -> np.ndarray:
+    """(N, 3) points attached to a camera moved from pose ``T_old`` to ``T_new`` (both (4, 4) T_world_cam)."""
+    return (xyz_world - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
 
 
 def _take(desc, index: np.ndarray):
