@@ -25,7 +25,7 @@ from mono_metric.features import DiskFrontend, KltFrontend, LightGlue, SiftFront
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
-from mono_metric.pose.local_ba import KeyframeWindow, local_bundle_adjustment
+from mono_metric.pose.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.types import Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None
@@ -64,6 +64,9 @@ class Keyframe:
         T_world_cam: (4, 4) pose.
         xyz_world: (N, 3) corner points in metres.
         median_depth_m: median depth of the corners (sets the distance threshold).
+        depth_scale: factor the local bundle adjustment applies to this keyframe's network depth
+            (its current estimate; 1 without the adjustment). ``xyz_world`` carries it.
+        tracked_scale: the factor its points had while frames were tracked against them.
     """
 
     index: int
@@ -71,6 +74,8 @@ class Keyframe:
     T_world_cam: np.ndarray
     xyz_world: np.ndarray = field(repr=False)
     median_depth_m: float = 0.0
+    depth_scale: float = 1.0
+    tracked_scale: float = 1.0
 
 
 class Odometry:
@@ -257,23 +262,24 @@ class Odometry:
         obs = None
         if prev_tracks is not None:
             lm, uv = prev_tracks
-            iu = np.clip(np.round(uv[:, 0]).astype(int), 0, depth32.shape[1] - 1)
-            iv = np.clip(np.round(uv[:, 1]).astype(int), 0, depth32.shape[0] - 1)
-            obs = (lm, uv.astype(np.float64), depth32[iv, iu].astype(np.float64))
+            obs = (lm, uv.astype(np.float64), _sample(depth32, uv))
         self.window.add(result.T_world_cam, self._kf_uv, self._kf_depth, obs)
         problem = self.window.problem()
         if problem is None:
             return
         cfg = self.config
         t0 = time.perf_counter()
-        refined, _ = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0, depth_sigma_log=cfg.ba_depth_sigma,
-                                             huber=2.0, steps=cfg.ba_steps)
+        refined, depths = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0,
+                                                  depth_sigma_log=cfg.ba_depth_sigma, huber=2.0, steps=cfg.ba_steps)
+        scales = keyframe_depth_scales(problem, self._K, refined, depths)
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
         first = len(self._keyframes) - len(refined)
-        for kf, T in zip(self._keyframes[first:-1], refined[:-1]):  # older keyframes: frames follow them
-            kf.xyz_world, kf.T_world_cam = _repose(kf.xyz_world, kf.T_world_cam, T), T.copy()
-        self._move_keyframe(result, refined[-1])
+        for kf, T, s in zip(self._keyframes[first:-1], refined[:-1], scales[:-1]):  # older keyframes: frames follow them
+            kf.xyz_world = _repose(kf.xyz_world, kf.T_world_cam, T, s / kf.depth_scale)
+            kf.T_world_cam, kf.depth_scale = T.copy(), float(s)
+        self._move_keyframe(result, refined[-1], float(scales[-1]))
+        self._kf.depth_scale = self._kf.tracked_scale = float(scales[-1])
 
     def _icp_refine(self, result: TrackResult, image: np.ndarray, depth32: np.ndarray, refine: bool) -> None:
         """Align the new keyframe's depth to the previous keyframe's (point-to-plane ICP) from the PnP pose."""
@@ -288,10 +294,11 @@ class Odometry:
                 self._move_keyframe(result, T)
         self.timings_s["icp"] += time.perf_counter() - t0
 
-    def _move_keyframe(self, result: TrackResult, T_new: np.ndarray) -> None:
-        """Give the newest keyframe (its 3D corners and, with ICP, its depth cloud) the pose ``T_new``."""
+    def _move_keyframe(self, result: TrackResult, T_new: np.ndarray, scale: float = 1.0) -> None:
+        """Give the newest keyframe (its 3D corners and, with ICP, its depth cloud) the pose ``T_new``;
+        its corners' depths are multiplied by ``scale``."""
         T_old = result.T_world_cam
-        self._xyz = _repose(self._xyz, T_old, T_new)
+        self._xyz = _repose(self._xyz, T_old, T_new, scale)
         if self._kf_cloud is not None:  # built for this keyframe by _icp_refine
             self._kf_cloud.cloud.transform(o3c.Tensor((T_new @ inv_se3(T_old)).astype(np.float32)))
         result.T_world_cam = T_new
@@ -315,6 +322,7 @@ class Odometry:
             "kf_timestamp": np.array([k.timestamp for k in kfs], np.float64),
             "kf_T": np.array([k.T_world_cam for k in kfs]).reshape(-1, 4, 4),
             "kf_median_depth": np.array([k.median_depth_m for k in kfs], np.float64),
+            "kf_scales": np.array([(k.depth_scale, k.tracked_scale) for k in kfs], np.float64).reshape(-1, 2),
             "kf_sizes": np.array([len(k.xyz_world) for k in kfs], np.int64),
             "kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
             "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
@@ -335,8 +343,9 @@ class Odometry:
         self._xyz, self._lm = np.asarray(state["xyz"], np.float64), np.asarray(state["lm"], int)
         self._desc = torch.from_numpy(np.asarray(state["desc"])).to(self.config.device) if bool(state["has_desc"]) else None
         xyz = np.split(np.asarray(state["kf_xyz"]), np.cumsum(state["kf_sizes"])[:-1]) if len(state["kf_sizes"]) else []
-        self._keyframes = [Keyframe(int(i), float(t), np.array(T), np.array(p), float(d)) for i, t, T, p, d in zip(
-            state["kf_index"], state["kf_timestamp"], state["kf_T"], xyz, state["kf_median_depth"])]
+        self._keyframes = [Keyframe(int(i), float(t), np.array(T), np.array(p), float(d), float(s), float(a))
+                           for i, t, T, p, d, (s, a) in zip(state["kf_index"], state["kf_timestamp"], state["kf_T"],
+                                                            xyz, state["kf_median_depth"], state["kf_scales"])]
         self._kf = self._keyframes[-1] if self._keyframes else None
         self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
         self._poses = [np.array(T) for T in state["poses"]]
@@ -355,7 +364,8 @@ class Odometry:
         its keyframe (the ORB-SLAM convention), so the trajectory carries those refinements.
         """
         kfs = self._keyframes
-        poses = [T if k < 0 else kfs[k].T_world_cam @ T for k, T in zip(self._ref_kf, self._T_kf_cam)]
+        poses = [T if k < 0 else kfs[k].T_world_cam @ _scaled(T, kfs[k].depth_scale / kfs[k].tracked_scale)
+                 for k, T in zip(self._ref_kf, self._T_kf_cam)]
         return Trajectory(np.asarray(self._stamps), np.stack(poses))
 
     def keyframes(self) -> list[Keyframe]:
@@ -376,9 +386,24 @@ def make_frontend(config: TrackingConfig):
                        refine_window_px=config.klt_refine_window_px)
 
 
-def _repose(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray) -> np.ndarray:
-    """(N, 3) points attached to a camera moved from pose ``T_old`` to ``T_new`` (both (4, 4) T_world_cam)."""
-    return (xyz_world - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+def _repose(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """(N, 3) points attached to a camera moved from pose ``T_old`` to ``T_new`` (both (4, 4) T_world_cam),
+    their depths multiplied by ``scale``."""
+    return scale * (xyz_world - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+
+
+def _scaled(T: np.ndarray, scale: float) -> np.ndarray:
+    """(4, 4) pose with its translation multiplied by ``scale``."""
+    out = T.copy()
+    out[:3, 3] *= scale
+    return out
+
+
+def _sample(depth: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(N,) float64 values of an (H, W) map at the nearest pixels of (N, 2) ``uv``."""
+    iu = np.clip(np.round(uv[:, 0]).astype(int), 0, depth.shape[1] - 1)
+    iv = np.clip(np.round(uv[:, 1]).astype(int), 0, depth.shape[0] - 1)
+    return depth[iv, iu].astype(np.float64)
 
 
 def _take(desc, index: np.ndarray):

@@ -4,7 +4,7 @@ import pytest
 
 from mono_metric.camera import Camera
 from mono_metric.geometry import make_se3
-from mono_metric.pose.local_ba import BAProblem, KeyframeWindow, local_bundle_adjustment
+from mono_metric.pose.local_ba import BAProblem, KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 
 
 def _window(rng, W=3, n=40, depth_noise=0.08, pose_noise=0.05):
@@ -63,3 +63,23 @@ def test_problem_checks_and_window():
     assert len(win.records) == 3 and len(prob.host) == 10 and set(prob.obs_kf) == {1, 2}
     win.add(np.eye(4), uv, np.full(20, 5.0), None)  # tracking broke: the window restarts
     assert len(win.records) == 1 and win.problem() is None
+
+
+def test_keyframe_depth_scales_recover_per_keyframe_depth_bias():
+    # Exact geometry, each keyframe's network depth off by its own factor: the adjusted (true) depths
+    # against the network's give back 1 / factor per keyframe, from hosted and observed landmarks alike.
+    rng = np.random.default_rng(3)
+    cam, T, p, d_true = _window(rng, W=3, depth_noise=0.0, pose_noise=0.0)
+    bias = np.array([1.1, 0.95, 1.04])
+    p.depth_host = d_true * bias[p.host]
+    Xw = np.concatenate([cam.backproject(p.uv_host[p.host == k], d_true[p.host == k]) @ T[k][:3, :3].T + T[k][:3, 3]
+                         for k in range(2)])
+    X_obs = np.einsum("nji,nj->ni", T[p.obs_kf][:, :3, :3], Xw[p.obs_lm] - T[p.obs_kf][:, :3, 3])
+    p.obs_depth = X_obs[:, 2] * bias[p.obs_kf]
+    p.obs_depth[::5] = 0.0  # unknown depth: not a term
+    np.testing.assert_allclose(keyframe_depth_scales(p, cam.K, T, d_true), 1 / bias, rtol=1e-9)
+    # A keyframe with no depth terms keeps scale 1; shapes are checked.
+    p.obs_depth[p.obs_kf == 2] = 0.0
+    assert keyframe_depth_scales(p, cam.K, T, d_true)[2] == 1.0
+    with pytest.raises(ValueError, match="depths"):
+        keyframe_depth_scales(p, cam.K, T, d_true[:-1])

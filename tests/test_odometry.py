@@ -246,11 +246,16 @@ def test_trajectory_follows_bundle_adjusted_keyframes():
     # Keyframes refined again after track() returned them: the trajectory holds their refined poses...
     moved = [k for k in kfs if not np.allclose(k.T_world_cam, returned[k.index])]
     assert moved and all(np.allclose(traj[k.index], k.T_world_cam) for k in kfs)
-    # ...and every other frame keeps its pose relative to its keyframe as tracked.
+    # ...and every other frame keeps its pose relative to its keyframe as tracked, its translation
+    # rescaled as the adjustment rescaled the keyframe's depth since then.
+    rescaled = [k for k in kfs if abs(k.depth_scale / k.tracked_scale - 1) > 1e-4]
+    assert rescaled and all(0.8 < k.depth_scale < 1.25 for k in kfs)
     for i in range(len(seq)):
         ref = [k for k in kfs if k.index <= i][-1]
         rel_now = np.linalg.inv(traj[ref.index]) @ traj[i]
-        assert np.allclose(rel_now, np.linalg.inv(returned[ref.index]) @ returned[i], atol=1e-9)
+        rel_tracked = np.linalg.inv(returned[ref.index]) @ returned[i]
+        assert np.allclose(rel_now[:3, :3], rel_tracked[:3, :3], atol=1e-9)
+        assert np.allclose(rel_now[:3, 3], rel_tracked[:3, 3] * ref.depth_scale / ref.tracked_scale, atol=1e-9)
     assert ate(seq.gt, odo.trajectory()).rmse_m < 0.02
     # Without the bundle adjustment nothing moves afterwards: the trajectory is what track() returned.
     plain = Odometry(TrackingConfig(), seq.camera)

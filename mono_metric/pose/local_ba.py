@@ -118,6 +118,39 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
     return refined, model.log_depth.detach().exp().numpy()
 
 
+def keyframe_depth_scales(problem: BAProblem, K: np.ndarray, T_world_kf: np.ndarray, depth_m: np.ndarray) -> np.ndarray:
+    """How much an adjusted window rescales each keyframe's network depth.
+
+    Every depth term of keyframe ``k`` (the landmarks it hosts, and those it observes where it has
+    network depth) gives the ratio of the adjusted depth to the network depth; per keyframe, the median.
+
+    Args:
+        problem: the window that was adjusted.
+        K: (3, 3) intrinsics.
+        T_world_kf: (W, 4, 4) adjusted keyframe poses.
+        depth_m: (N,) adjusted landmark depths in their host keyframes (m).
+
+    Returns:
+        (W,) scale factors, adjusted / network depth; 1 for a keyframe with no depth terms.
+    """
+    W, N = len(problem.T_world_kf), len(problem.host)
+    if T_world_kf.shape != (W, 4, 4) or depth_m.shape != (N,):
+        raise ValueError(f"need ({W}, 4, 4) poses and ({N},) depths, got {T_world_kf.shape} and {depth_m.shape}")
+    kf, log_ratio = [problem.host], [np.log(depth_m / problem.depth_host)]
+    valid = problem.obs_depth > 0
+    if valid.any():
+        rays = np.c_[problem.uv_host, np.ones(N)] @ np.linalg.inv(K).T
+        T_host, T_obs = T_world_kf[problem.host], T_world_kf[problem.obs_kf[valid]]
+        lm = problem.obs_lm[valid]
+        X_world = np.einsum("nij,nj->ni", T_host[lm, :3, :3], rays[lm] * depth_m[lm, None]) + T_host[lm, :3, 3]
+        z_obs = np.einsum("nj,nj->n", X_world - T_obs[:, :3, 3], T_obs[:, :3, 2])  # third row of R^T
+        ok = z_obs > 0
+        kf.append(problem.obs_kf[valid][ok])
+        log_ratio.append(np.log(z_obs[ok] / problem.obs_depth[valid][ok]))
+    kf, log_ratio = np.concatenate(kf), np.concatenate(log_ratio)
+    return np.array([np.exp(np.median(log_ratio[kf == k])) if (kf == k).any() else 1.0 for k in range(W)])
+
+
 class KeyframeWindow:
     """The last ``size`` keyframes with their landmarks and observations, for :func:`local_bundle_adjustment`.
 
