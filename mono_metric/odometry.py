@@ -343,9 +343,10 @@ class Odometry:
         self._xyz, self._lm = np.asarray(state["xyz"], np.float64), np.asarray(state["lm"], int)
         self._desc = torch.from_numpy(np.asarray(state["desc"])).to(self.config.device) if bool(state["has_desc"]) else None
         xyz = np.split(np.asarray(state["kf_xyz"]), np.cumsum(state["kf_sizes"])[:-1]) if len(state["kf_sizes"]) else []
+        scales = state.get("kf_scales", np.ones((len(state["kf_index"]), 2)))  # absent in older state files
         self._keyframes = [Keyframe(int(i), float(t), np.array(T), np.array(p), float(d), float(s), float(a))
                            for i, t, T, p, d, (s, a) in zip(state["kf_index"], state["kf_timestamp"], state["kf_T"],
-                                                            xyz, state["kf_median_depth"], state["kf_scales"])]
+                                                            xyz, state["kf_median_depth"], scales)]
         self._kf = self._keyframes[-1] if self._keyframes else None
         self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
         self._poses = [np.array(T) for T in state["poses"]]

@@ -257,6 +257,10 @@ def test_trajectory_follows_bundle_adjusted_keyframes():
         assert np.allclose(rel_now[:3, :3], rel_tracked[:3, :3], atol=1e-9)
         assert np.allclose(rel_now[:3, 3], rel_tracked[:3, 3] * ref.depth_scale / ref.tracked_scale, atol=1e-9)
     assert ate(seq.gt, odo.trajectory()).rmse_m < 0.02
+    # The depth scales travel with the resumable state (the restored trajectory is the same).
+    restored = Odometry(TrackingConfig(local_ba=True, ba_window=4), seq.camera)
+    restored.load_state_dict(odo.state_dict())
+    assert np.allclose(restored.trajectory().T_world_cam, traj)
     # Without the bundle adjustment nothing moves afterwards: the trajectory is what track() returned.
     plain = Odometry(TrackingConfig(), seq.camera)
     poses = [plain.track(f.image, f.timestamp, f.depth_m).T_world_cam for f in seq]
