@@ -275,7 +275,8 @@ class Odometry:
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
         first = len(self._keyframes) - len(refined)
-        for kf, T, s in zip(self._keyframes[first:-1], refined[:-1], scales[:-1]):  # older keyframes: frames follow them
+        # Older keyframes: frames follow them (pose and depth scale).
+        for kf, T, s in zip(self._keyframes[first:-1], refined[:-1], scales[:-1]):
             kf.xyz_world = _repose(kf.xyz_world, kf.T_world_cam, T, s / kf.depth_scale)
             kf.T_world_cam, kf.depth_scale = T.copy(), float(s)
         self._move_keyframe(result, refined[-1], float(scales[-1]))

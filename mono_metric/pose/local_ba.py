@@ -9,7 +9,8 @@ depth per landmark (a pixel of its host keyframe). Residuals, all dimensionless 
   depth at the observed pixel (log ratio / ``depth_sigma_log``).
 
 The depth terms keep the scale metric and average per-keyframe depth errors; a Huber kernel
-down-weights outliers.
+down-weights outliers. :func:`keyframe_depth_scales` then says by how much the adjusted window
+rescales each keyframe's network depth (the odometry rescales the keyframe's points with it).
 """
 from __future__ import annotations
 
