@@ -235,8 +235,7 @@ class Odometry:
         unchanged) when too few corners have depth."""
         cfg = self.config
         uv, desc = self.frontend.detect(gray)
-        iu = np.clip(np.round(uv[:, 0]).astype(int), 0, gray.shape[1] - 1)
-        iv = np.clip(np.round(uv[:, 1]).astype(int), 0, gray.shape[0] - 1)
+        iv, iu = _nearest_pixels(uv, gray.shape)
         # Median filtering removes per-pixel depth noise; corners often sit on depth edges, where a
         # rounded pixel may read the background, so keep only corners with consistent depth around them.
         depth32 = cv2.medianBlur(np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), 5)
@@ -262,7 +261,7 @@ class Odometry:
         obs = None
         if prev_tracks is not None:
             lm, uv = prev_tracks
-            obs = (lm, uv.astype(np.float64), _sample(depth32, uv))
+            obs = (lm, uv.astype(np.float64), depth32[_nearest_pixels(uv, depth32.shape)].astype(np.float64))
         self.window.add(result.T_world_cam, self._kf_uv, self._kf_depth, obs)
         problem = self.window.problem()
         if problem is None:
@@ -401,11 +400,11 @@ def _scaled(T: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def _sample(depth: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """(N,) float64 values of an (H, W) map at the nearest pixels of (N, 2) ``uv``."""
-    iu = np.clip(np.round(uv[:, 0]).astype(int), 0, depth.shape[1] - 1)
-    iv = np.clip(np.round(uv[:, 1]).astype(int), 0, depth.shape[0] - 1)
-    return depth[iv, iu].astype(np.float64)
+def _nearest_pixels(uv: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) index arrays of the pixels nearest to (N, 2) ``uv`` in an image of ``shape``, clipped."""
+    iu = np.clip(np.round(uv[:, 0]).astype(int), 0, shape[1] - 1)
+    iv = np.clip(np.round(uv[:, 1]).astype(int), 0, shape[0] - 1)
+    return iv, iu
 
 
 def _take(desc, index: np.ndarray):
