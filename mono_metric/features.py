@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
 
 GEOMETRY_COLUMNS = 4  # every descriptor row ends with the keypoint's x, y (px), scale (px) and orientation (rad)
@@ -248,3 +249,16 @@ class DiskFrontend(_DescriptorFrontend):
         rows = _rows(feats.descriptors, feats.keypoints, torch.ones(n, device=self.device),
                      torch.zeros(n, device=self.device))
         return feats.keypoints.cpu().numpy().astype(np.float32), rows
+
+
+def make_frontend(config: TrackingConfig):
+    """The feature front-end named by ``config.frontend``."""
+    lightglue = None
+    if config.matcher == "lightglue":
+        lightglue = LightGlue(config.frontend, config.matcher_weights, config.lightglue_threshold, config.device)
+    if config.frontend == "sift":
+        return SiftFrontend(config.max_features, config.sift_ratio, config.device, lightglue)
+    if config.frontend == "disk":
+        return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
+    return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px,
+                       refine_window_px=config.klt_refine_window_px)

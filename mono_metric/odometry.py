@@ -21,7 +21,7 @@ import torch
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.features import DiskFrontend, KltFrontend, LightGlue, SiftFrontend
+from mono_metric.features import make_frontend
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
@@ -372,19 +372,6 @@ class Odometry:
     def keyframes(self) -> list[Keyframe]:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
         return list(self._keyframes)
-
-
-def make_frontend(config: TrackingConfig):
-    """The feature front-end named by ``config.frontend``."""
-    lightglue = None
-    if config.matcher == "lightglue":
-        lightglue = LightGlue(config.frontend, config.matcher_weights, config.lightglue_threshold, config.device)
-    if config.frontend == "sift":
-        return SiftFrontend(config.max_features, config.sift_ratio, config.device, lightglue)
-    if config.frontend == "disk":
-        return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
-    return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px,
-                       refine_window_px=config.klt_refine_window_px)
 
 
 def _repose(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray, scale: float = 1.0) -> np.ndarray:
