@@ -89,6 +89,14 @@ class TrackingConfig:
             ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
         ba_window, ba_landmarks, ba_steps: window size, landmarks per keyframe, LM iterations.
         ba_depth_sigma: network depth noise (log ratio) weighting the depth priors.
+        ba_multiview: a new keyframe keeps the previous keyframe's tracked corners (klt front-end), so a
+            landmark is observed in every window keyframe that still tracks it: the BA then ties the scale
+            of consecutive keyframe steps together instead of taking each from two depth maps.
+        ba_fixed_keyframes: oldest window keyframes held fixed in the BA; 2 also holds the distance
+            between them, so the window inherits the scale of the keyframes before it.
+        ba_depth_every_n_frames: also compute depth on a frame that is not a keyframe when this many frames
+            passed since the last depth (0: only keyframes); the tracked landmarks' depths there become
+            more priors in the BA (more network calls, less depth noise per keyframe).
         icp_refine: refine each new keyframe's pose by point-to-plane ICP (Open3D) of its depth against
             the previous keyframe's, starting from the PnP pose; kept when the ICP fitness is at least
             ``icp_min_fitness``.
@@ -120,6 +128,9 @@ class TrackingConfig:
     ba_landmarks: int = 40
     ba_steps: int = 3
     ba_depth_sigma: float = 0.1
+    ba_multiview: bool = False
+    ba_fixed_keyframes: int = 1
+    ba_depth_every_n_frames: int = 0
     icp_refine: bool = False
     icp_voxel_m: float = 0.05
     icp_max_corr_m: float = 0.15
@@ -150,6 +161,14 @@ class TrackingConfig:
         check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)
         check_range("tracking.ba_steps", self.ba_steps, 1, 100)
         check_range("tracking.ba_depth_sigma", self.ba_depth_sigma, 1e-4, 10.0)
+        check_range("tracking.ba_fixed_keyframes", self.ba_fixed_keyframes, 1, self.ba_window - 1)
+        if (self.ba_multiview or self.ba_depth_every_n_frames) and not self.local_ba:
+            raise InputError("tracking.ba_multiview and tracking.ba_depth_every_n_frames feed the local bundle "
+                             "adjustment: set tracking.local_ba: true, or leave them at false / 0")
+        if self.ba_multiview and self.frontend != "klt":
+            raise InputError("tracking.ba_multiview carries Lucas-Kanade tracks into the next keyframe: it needs "
+                             "tracking.frontend 'klt'")
+        check_range("tracking.ba_depth_every_n_frames", self.ba_depth_every_n_frames, 0, 1000)
         check_range("tracking.icp_voxel_m", self.icp_voxel_m, 1e-3, 10.0)
         check_range("tracking.icp_max_corr_m", self.icp_max_corr_m, 1e-3, 100.0)
         check_range("tracking.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)

@@ -23,8 +23,33 @@ import torch
 
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
+from mono_metric.geometry import nearest_pixels
 
 GEOMETRY_COLUMNS = 4  # every descriptor row ends with the keypoint's x, y (px), scale (px) and orientation (rad)
+
+
+def merge_corners(carried_uv: np.ndarray, fresh_uv: np.ndarray, shape: tuple[int, ...], min_distance_px: int,
+                  max_count: int) -> tuple[np.ndarray, int]:
+    """Corners of a new keyframe: the carried ones first, then fresh ones away from them.
+
+    Args:
+        carried_uv: (C, 2) pixels of corners tracked into this image (kept, in order).
+        fresh_uv: (F, 2) newly detected corners, best first.
+        shape: image (H, W).
+        min_distance_px: fresh corners closer than this to a carried one are dropped.
+        max_count: fresh corners are added up to this many corners in all.
+
+    Returns:
+        (C + F', 2) float32 pixels and C.
+    """
+    if carried_uv.ndim != 2 or carried_uv.shape[1] != 2 or fresh_uv.ndim != 2 or fresh_uv.shape[1] != 2:
+        raise ValueError(f"need (C, 2) and (F, 2) pixels, got {carried_uv.shape} and {fresh_uv.shape}")
+    taken = np.zeros(shape[:2], np.uint8)
+    for x, y in carried_uv:
+        cv2.circle(taken, (int(round(x)), int(round(y))), min_distance_px, 255, -1)
+    iv, iu = nearest_pixels(fresh_uv, shape)
+    fresh = fresh_uv[taken[iv, iu] == 0][: max(max_count - len(carried_uv), 0)]
+    return np.concatenate([carried_uv.astype(np.float32), fresh.astype(np.float32)]), len(carried_uv)
 
 
 class KltFrontend:

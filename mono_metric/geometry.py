@@ -5,6 +5,7 @@ Quaternions are (qx, qy, qz, qw), as in the TUM format and pypose.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pypose as pp
 import torch
@@ -77,3 +78,48 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
         c, s = np.cos(roll_rad), np.sin(roll_rad)
         x, y = c * x + s * y, -s * x + c * y
     return make_se3(np.stack([x, y, z], axis=1), eye)
+
+
+def repose_points(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """(N, 3) points attached to a camera moved from pose ``T_old`` to ``T_new`` (both (4, 4) T_world_cam),
+    their depths multiplied by ``scale``."""
+    return scale * (xyz_world - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
+
+
+def scale_translation(T: np.ndarray, scale: float) -> np.ndarray:
+    """(4, 4) pose with its translation multiplied by ``scale``."""
+    out = T.copy()
+    out[:3, 3] *= scale
+    return out
+
+
+def nearest_pixels(uv: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) index arrays of the pixels nearest to (N, 2) ``uv`` in an image of ``shape``, clipped."""
+    iu = np.clip(np.round(uv[:, 0]).astype(int), 0, shape[1] - 1)
+    iv = np.clip(np.round(uv[:, 1]).astype(int), 0, shape[0] - 1)
+    return iv, iu
+
+
+def median_filtered_depth(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) float32 depth (m), 5x5 median-filtered against per-pixel noise; NaN/inf become 0 (invalid)."""
+    return cv2.medianBlur(np.nan_to_num(np.asarray(depth_m, np.float32), nan=0.0, posinf=0.0, neginf=0.0), 5)
+
+
+def depth_at_pixels(depth_m: np.ndarray, uv: np.ndarray, max_jump: float) -> tuple[np.ndarray, np.ndarray]:
+    """Depth at the pixels nearest to ``uv``, and whether it is consistent around them.
+
+    Corners often sit on depth edges, where a rounded pixel may read the background: a depth counts as
+    consistent when the 3x3 maximum around the pixel is within ``1 + max_jump`` times the minimum.
+
+    Args:
+        depth_m: (H, W) float32 depth (m), 0 = invalid.
+        uv: (N, 2) pixels.
+        max_jump: relative depth spread tolerated.
+
+    Returns:
+        (N,) float64 depths (m) and (N,) bool consistency.
+    """
+    iv, iu = nearest_pixels(uv, depth_m.shape)
+    kernel = np.ones((3, 3), np.uint8)
+    ratio = cv2.dilate(depth_m, kernel)[iv, iu] / np.maximum(cv2.erode(depth_m, kernel)[iv, iu], 1e-6)
+    return depth_m[iv, iu].astype(np.float64), ratio < 1.0 + max_jump

@@ -4,8 +4,9 @@ Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth.
 those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.features`) and solves its pose by
 PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
 pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
-the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames.
-Metric depth fixes the scale: the trajectory is in metres without scale alignment. No file I/O here.
+the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
+(with the local bundle adjustment, optionally also every few frames, as more depth priors on the
+keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale alignment. No file I/O here.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ import torch
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.features import make_frontend
-from mono_metric.geometry import inv_se3, rotation_angle_rad
+from mono_metric.features import make_frontend, merge_corners
+from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
+                                   rotation_angle_rad, scale_translation)
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
 from mono_metric.pose.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
@@ -114,6 +116,8 @@ class Odometry:
         self._kf_uv, self._kf_depth = np.zeros((0, 2), np.float32), np.zeros(0)  # the keyframe's corners
         self._kf_cloud: DepthCloud | None = None  # the newest keyframe's depth, for ICP refinement
         self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0, "icp": 0.0}  # cumulative seconds per stage
+        self._kf_parent = np.zeros(0, int)  # per keyframe corner: the previous keyframe's landmark it continues, or -1
+        self._last_depth_frame = 0  # the last frame whose depth was computed
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
@@ -136,10 +140,16 @@ class Odometry:
         else:
             result = self._solve(gray)
         tracked_ok = result.status in ("ok", "reinitialised")
-        if not tracked_ok or self._needs_keyframe(result):
+        keyframe_needed = not tracked_ok or self._needs_keyframe(result)
+        every = self.config.ba_depth_every_n_frames
+        if not keyframe_needed and self.window is not None and every and len(self._poses) - self._last_depth_frame >= every:
+            self._add_depth_priors(result, self._depth(image, depth_m))
+        if keyframe_needed:
             depth = self._depth(image, depth_m)
             prev_tracks = (self._lm, self._uv) if tracked_ok else None
-            depth_filtered = self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp)
+            carry = prev_tracks if (self.config.ba_multiview and self._desc is None) else None
+            depth_filtered = self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp, carry)
+            self._last_depth_frame = len(self._poses)
             if depth_filtered is not None:
                 result.keyframe, result.depth_m = True, depth
                 refine = tracked_ok and self._kf_cloud is not None
@@ -230,19 +240,19 @@ class Odometry:
         return self._poses[-1] @ inv_se3(self._poses[-2]) @ self._poses[-1]
 
     def _make_keyframe(self, gray: np.ndarray, depth_m: np.ndarray, T_world_cam: np.ndarray, index: int,
-                       timestamp: float) -> np.ndarray | None:
+                       timestamp: float, carry: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
         """Lift corners of ``gray`` with ``depth_m``; returns the median-filtered depth, or None (state
-        unchanged) when too few corners have depth."""
+        unchanged) when too few corners have depth. ``carry``: (landmark ids, (N, 2) pixels here) of the
+        previous keyframe's tracked corners, kept as corners of this one (``ba_multiview``)."""
         cfg = self.config
         uv, desc = self.frontend.detect(gray)
-        iv, iu = _nearest_pixels(uv, gray.shape)
-        # Median filtering removes per-pixel depth noise; corners often sit on depth edges, where a
-        # rounded pixel may read the background, so keep only corners with consistent depth around them.
-        depth32 = cv2.medianBlur(np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0), 5)
-        z = depth32[iv, iu].astype(np.float64)
-        kernel = np.ones((3, 3), np.uint8)
-        ratio = cv2.dilate(depth32, kernel)[iv, iu] / np.maximum(cv2.erode(depth32, kernel)[iv, iu], 1e-6)
-        keep = (z > 0.05) & (z < self.max_depth_m) & (ratio < 1.0 + self.max_depth_jump)
+        parent = np.full(len(uv), -1)
+        if carry is not None and len(carry[0]):  # the previous keyframe's tracked corners continue here
+            uv, n_carried = merge_corners(carry[1], uv, gray.shape, cfg.min_distance_px, cfg.max_features)
+            parent = np.concatenate([carry[0], np.full(len(uv) - n_carried, -1)])
+        depth32 = median_filtered_depth(depth_m)
+        z, consistent = depth_at_pixels(depth32, uv, self.max_depth_jump)
+        keep = (z > 0.05) & (z < self.max_depth_m) & consistent
         if keep.sum() < cfg.min_inliers:
             return None
         T = T_world_cam
@@ -254,6 +264,7 @@ class Odometry:
         self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
         self._keyframes.append(self._kf)
         self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
+        self._kf_parent = parent[keep]
         return depth32
 
     def _bundle_adjust(self, result: TrackResult, prev_tracks, depth32: np.ndarray) -> None:
@@ -261,25 +272,39 @@ class Odometry:
         obs = None
         if prev_tracks is not None:
             lm, uv = prev_tracks
-            obs = (lm, uv.astype(np.float64), depth32[_nearest_pixels(uv, depth32.shape)].astype(np.float64))
-        self.window.add(result.T_world_cam, self._kf_uv, self._kf_depth, obs)
+            obs = (lm, uv.astype(np.float64), depth32[nearest_pixels(uv, depth32.shape)].astype(np.float64))
+        self.window.add(result.T_world_cam, self._kf_uv, self._kf_depth, obs, self._kf_parent)
         problem = self.window.problem()
         if problem is None:
             return
         cfg = self.config
         t0 = time.perf_counter()
         refined, depths = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0,
-                                                  depth_sigma_log=cfg.ba_depth_sigma, huber=2.0, steps=cfg.ba_steps)
+                                                  depth_sigma_log=cfg.ba_depth_sigma, huber=2.0, steps=cfg.ba_steps,
+                                                  n_fixed=cfg.ba_fixed_keyframes)
         scales = keyframe_depth_scales(problem, self._K, refined, depths)
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
         first = len(self._keyframes) - len(refined)
         # Older keyframes: frames follow them (pose and depth scale).
         for kf, T, s in zip(self._keyframes[first:-1], refined[:-1], scales[:-1]):
-            kf.xyz_world = _repose(kf.xyz_world, kf.T_world_cam, T, s / kf.depth_scale)
+            kf.xyz_world = repose_points(kf.xyz_world, kf.T_world_cam, T, s / kf.depth_scale)
             kf.T_world_cam, kf.depth_scale = T.copy(), float(s)
         self._move_keyframe(result, refined[-1], float(scales[-1]))
         self._kf.depth_scale = self._kf.tracked_scale = float(scales[-1])
+
+    def _add_depth_priors(self, result: TrackResult, depth_m: np.ndarray) -> None:
+        """Depth of a frame that is not a keyframe: each tracked landmark's depth here, carried back to the
+        keyframe through the frame's pose, becomes one more prior on the landmark's depth in the BA."""
+        self._last_depth_frame = len(self._poses)
+        T_cam_world = inv_se3(result.T_world_cam)
+        z_pred = self._xyz @ T_cam_world[2, :3] + T_cam_world[2, 3]  # (scaled) keyframe depth seen from here
+        z_net, consistent = depth_at_pixels(median_filtered_depth(depth_m), self._uv, self.max_depth_jump)
+        ok = (z_net > 0.05) & (z_net < self.max_depth_m) & (z_pred > 0.05) & consistent
+        if ok.sum() >= self.config.min_inliers:
+            lm = self._lm[ok]
+            log_depth = np.log(self._kf.depth_scale * self._kf_depth[lm]) + np.log(z_net[ok] / z_pred[ok])
+            self.window.add_depth_prior(lm, log_depth)
 
     def _icp_refine(self, result: TrackResult, image: np.ndarray, depth32: np.ndarray, refine: bool) -> None:
         """Align the new keyframe's depth to the previous keyframe's (point-to-plane ICP) from the PnP pose."""
@@ -298,7 +323,7 @@ class Odometry:
         """Give the newest keyframe (its 3D corners and, with ICP, its depth cloud) the pose ``T_new``;
         its corners' depths are multiplied by ``scale``."""
         T_old = result.T_world_cam
-        self._xyz = _repose(self._xyz, T_old, T_new, scale)
+        self._xyz = repose_points(self._xyz, T_old, T_new, scale)
         if self._kf_cloud is not None:  # built for this keyframe by _icp_refine
             self._kf_cloud.cloud.transform(o3c.Tensor((T_new @ inv_se3(T_old)).astype(np.float32)))
         result.T_world_cam = T_new
@@ -328,7 +353,7 @@ class Odometry:
             "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
             "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
             "ref_kf": np.array(self._ref_kf, np.int64), "T_kf_cam": np.array(self._T_kf_cam).reshape(-1, 4, 4),
-            "lost": np.array(self._lost),
+            "lost": np.array(self._lost), "last_depth_frame": np.array(self._last_depth_frame),
             "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba", "icp")]),
         }
 
@@ -354,6 +379,7 @@ class Odometry:
         self._ref_kf = [int(k) for k in state["ref_kf"]]
         self._T_kf_cam = [np.array(T) for T in state["T_kf_cam"]]
         self._lost = bool(state["lost"])
+        self._last_depth_frame = int(state.get("last_depth_frame", len(self._poses)))  # absent in older files
         self.timings_s = dict(zip(("features", "pose", "ba", "icp"), (float(v) for v in state["timings"])))
 
     # ----------------------------------------------------------------- results
@@ -365,33 +391,13 @@ class Odometry:
         its keyframe (the ORB-SLAM convention), so the trajectory carries those refinements.
         """
         kfs = self._keyframes
-        poses = [T if k < 0 else kfs[k].T_world_cam @ _scaled(T, kfs[k].depth_scale / kfs[k].tracked_scale)
+        poses = [T if k < 0 else kfs[k].T_world_cam @ scale_translation(T, kfs[k].depth_scale / kfs[k].tracked_scale)
                  for k, T in zip(self._ref_kf, self._T_kf_cam)]
         return Trajectory(np.asarray(self._stamps), np.stack(poses))
 
     def keyframes(self) -> list[Keyframe]:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
         return list(self._keyframes)
-
-
-def _repose(xyz_world: np.ndarray, T_old: np.ndarray, T_new: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """(N, 3) points attached to a camera moved from pose ``T_old`` to ``T_new`` (both (4, 4) T_world_cam),
-    their depths multiplied by ``scale``."""
-    return scale * (xyz_world - T_old[:3, 3]) @ T_old[:3, :3] @ T_new[:3, :3].T + T_new[:3, 3]
-
-
-def _scaled(T: np.ndarray, scale: float) -> np.ndarray:
-    """(4, 4) pose with its translation multiplied by ``scale``."""
-    out = T.copy()
-    out[:3, 3] *= scale
-    return out
-
-
-def _nearest_pixels(uv: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) index arrays of the pixels nearest to (N, 2) ``uv`` in an image of ``shape``, clipped."""
-    iu = np.clip(np.round(uv[:, 0]).astype(int), 0, shape[1] - 1)
-    iv = np.clip(np.round(uv[:, 1]).astype(int), 0, shape[0] - 1)
-    return iv, iu
 
 
 def _take(desc, index: np.ndarray):

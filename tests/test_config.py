@@ -33,6 +33,9 @@ def test_repo_configs_load(tmp_path):
     ({"mapping": {"enabled": "yes"}}, "mapping.enabled"),
     ({"tracking": {"keyframe_inlier_ratio": 1.5}}, "tracking.keyframe_inlier_ratio"),
     ({"depth": {"min_confidence": "high"}}, "depth.min_confidence"),
+    ({"tracking": {"local_ba": True, "ba_window": 4, "ba_fixed_keyframes": 4}}, "tracking.ba_fixed_keyframes"),
+    ({"tracking": {"ba_depth_every_n_frames": 2}}, "tracking.local_ba: true"),
+    ({"tracking": {"local_ba": True, "ba_multiview": True, "frontend": "sift"}}, "needs tracking.frontend 'klt'"),
 ])
 def test_bad_values_name_the_key(data, match):
     with pytest.raises(InputError, match=match):

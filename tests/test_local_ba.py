@@ -83,3 +83,51 @@ def test_keyframe_depth_scales_recover_per_keyframe_depth_bias():
     assert keyframe_depth_scales(p, cam.K, T, d_true)[2] == 1.0
     with pytest.raises(ValueError, match="depths"):
         keyframe_depth_scales(p, cam.K, T, d_true[:-1])
+
+
+def test_window_links_continued_landmarks_and_extra_priors():
+    rng = np.random.default_rng(4)
+    win = KeyframeWindow(size=3, landmarks_per_keyframe=100)
+    uv = rng.uniform(0, 100, (6, 2))
+    depth = np.arange(1.0, 7.0)
+
+    def track(lm):  # the previous keyframe's landmarks lm seen in the new one
+        return np.asarray(lm), uv[lm] + 1.0, np.full(len(lm), 4.0)
+
+    win.add(np.eye(4), uv, depth, None)
+    win.add_depth_prior(np.array([0, 0, 5]), np.log([1.1, 0.9, 6.0]))  # two priors on landmark 0, one on 5
+    # Keyframe 1 continues landmarks 0 and 1 of keyframe 0 as its landmarks 2 and 3.
+    win.add(np.eye(4), uv, depth, track([0, 1, 5]), parent=np.array([-1, -1, 0, 1, -1, -1]))
+    win.add_depth_prior(np.array([2, 4]), np.log([3.0, 5.0]))  # 2 continues an older landmark: not used
+    # Keyframe 2 sees keyframe 1's landmarks 2 (= keyframe 0's landmark 0) and 4.
+    win.add(np.eye(4), uv, depth, track([2, 4]))
+    p = win.problem()
+    p.check()
+    # Keyframe 0's landmarks 0, 1, 5 and keyframe 1's landmark 4: landmark 0 is seen by keyframes 1 and 2.
+    assert list(p.host) == [0, 0, 0, 1] and np.allclose(p.depth_host, [1.0, 2.0, 6.0, 5.0])
+    assert sorted(zip(p.obs_lm.tolist(), p.obs_kf.tolist())) == [(0, 1), (0, 2), (1, 1), (2, 1), (3, 2)]
+    assert list(p.prior_lm) == [0, 0, 2, 3] and np.allclose(np.exp(p.prior_log_depth), [1.1, 0.9, 6.0, 5.0])
+    # When keyframe 0 leaves the window, the landmark is hosted by keyframe 1 (the first that has it).
+    win.add(np.eye(4), uv, depth, track([0]))
+    p = win.problem()
+    assert list(p.host) == [0, 0, 1] and np.allclose(p.uv_host[0], uv[2]) and list(p.obs_kf) == [1, 1, 2]
+    with pytest.raises(ValueError, match="prior_lm"):
+        BAProblem(p.T_world_kf, p.host, p.uv_host, p.depth_host, p.obs_kf, p.obs_lm, p.obs_uv, p.obs_depth,
+                  np.array([7]), np.array([0.0])).check()
+
+
+def test_extra_depth_priors_and_two_fixed_keyframes():
+    # Host depths biased by 10 % with exact observations: priors at the true depth (as frames between
+    # keyframes give) pull the adjusted depths toward the truth; two fixed keyframes stay where they are.
+    rng = np.random.default_rng(5)
+    cam, T, p, d_true = _window(rng, W=4, depth_noise=0.0, pose_noise=0.02)
+    p.obs_depth[:] = 0.0
+    p.depth_host = d_true * 1.1
+    _, plain = local_bundle_adjustment(p, cam.K, steps=4)
+    p.prior_lm = np.repeat(np.arange(len(p.host)), 2)
+    p.prior_log_depth = np.log(d_true[p.prior_lm])
+    refined, with_priors = local_bundle_adjustment(p, cam.K, steps=4, n_fixed=2)
+    err = lambda d: np.median(np.abs(np.log(d / d_true)))  # noqa: E731
+    assert err(plain) > 0.08 and err(with_priors) < 0.05
+    np.testing.assert_array_equal(refined[:2], p.T_world_kf[:2])
+    assert not np.allclose(refined[2:], p.T_world_kf[2:])

@@ -7,6 +7,8 @@ from mono_metric.datasets import SyntheticConfig, SyntheticSequence
 from mono_metric.depth_sources import DegradedDepth
 from mono_metric.errors import InputError
 from mono_metric.eval import ate, kitti_short_segment_errors
+from mono_metric.features import merge_corners
+from mono_metric.geometry import depth_at_pixels
 from mono_metric.odometry import Odometry
 
 
@@ -282,3 +284,47 @@ def test_pipeline_files_hold_the_refined_trajectory(tmp_path):
     assert len(est) == 40 and abs(ate(seq.gt, est).rmse_m - metrics["ate"]["rmse_m"]) < 1e-6
     rows = np.searchsorted(est.timestamps, kfs.timestamps)
     assert np.allclose(est.timestamps[rows], kfs.timestamps) and np.allclose(est.T_world_cam[rows], kfs.T_world_cam, atol=1e-6)
+
+
+def test_merge_corners_keeps_carried_ones_first():
+    carried = np.array([[10.0, 10.0], [50.2, 40.7]], np.float32)
+    fresh = np.array([[12.0, 11.0], [100.0, 100.0], [52.0, 44.0], [200.0, 10.0], [300.0, 200.0]], np.float32)
+    uv, n = merge_corners(carried, fresh, (240, 320), min_distance_px=5, max_count=4)
+    assert n == 2 and uv.dtype == np.float32
+    np.testing.assert_allclose(uv, [[10, 10], [50.2, 40.7], [100, 100], [200, 10]], rtol=1e-6)  # near ones dropped, capped
+    assert len(merge_corners(carried, fresh, (240, 320), 5, 1)[0]) == 2  # carried corners are never dropped
+    with pytest.raises(ValueError, match="pixels"):
+        merge_corners(carried[:, :1], fresh, (240, 320), 5, 4)
+
+
+def test_multiview_landmarks_and_depth_between_keyframes():
+    seq = SyntheticSequence(SyntheticConfig(scene="room", seed=8, frames=40, width=320, height=240))
+    cfg = TrackingConfig(local_ba=True, ba_window=4, ba_multiview=True, ba_fixed_keyframes=2, ba_depth_every_n_frames=2)
+    odo = Odometry(cfg, seq.camera)
+    calls, keyframes, continued = [], [], []
+    for f in seq:
+        def depth(f=f):
+            calls.append(f.index)
+            return f.depth_m
+        r = odo.track(f.image, f.timestamp, depth)
+        if r.keyframe:
+            keyframes.append(f.index)
+            continued.append(int((odo._kf_parent >= 0).sum()))
+    # Depth on keyframes, and on other frames at least 2 frames after the last depth.
+    others = sorted(set(calls) - set(keyframes))
+    assert set(keyframes) <= set(calls) and len(calls) == len(set(calls)) and others
+    assert all(i - max(c for c in calls if c < i) >= 2 for i in others)
+    # New keyframes carry the previous one's tracked corners; the window then has multi-keyframe landmarks.
+    assert continued[0] == 0 and min(continued[1:]) > 20
+    p = odo.window.problem()
+    assert np.bincount(p.obs_lm).max() >= 2 and len(p.prior_lm) > 0
+    r = ate(seq.gt, odo.trajectory())
+    assert r.rmse_m < 0.02 and r.scale_error < 0.05
+
+
+def test_depth_at_pixels_flags_depth_edges():
+    depth = np.full((20, 20), 2.0, np.float32)
+    depth[:, 10:] = 3.0  # a step edge between columns 9 and 10
+    z, ok = depth_at_pixels(depth, np.array([[4.2, 5.0], [9.4, 5.0], [15.0, 18.6], [25.0, 5.0]]), max_jump=0.08)
+    np.testing.assert_allclose(z, [2.0, 2.0, 3.0, 3.0])  # nearest pixel, clipped to the image
+    assert list(ok) == [True, False, True, True]

@@ -1,12 +1,13 @@
 """Local bundle adjustment over a window of keyframes with metric depth priors (pypose LM).
 
-Unknowns: the poses ``T_world_cam`` of the window's keyframes (the oldest is held fixed) and one log
-depth per landmark (a pixel of its host keyframe). Residuals, all dimensionless after weighting:
+Unknowns: the poses ``T_world_cam`` of the window's keyframes (the oldest one or two held fixed) and one
+log depth per landmark (a pixel of its host keyframe). Residuals, all dimensionless after weighting:
 
 - reprojection of each landmark into each keyframe observing it (pixels / ``pixel_sigma``);
 - the host keyframe's network depth as a prior on the landmark depth (log ratio / ``depth_sigma_log``);
 - depth consistency: the landmark's depth in the observing keyframe against that keyframe's network
-  depth at the observed pixel (log ratio / ``depth_sigma_log``).
+  depth at the observed pixel (log ratio / ``depth_sigma_log``);
+- extra priors on landmark depths, from the depth of frames between keyframes (log / ``depth_sigma_log``).
 
 The depth terms keep the scale metric and average per-keyframe depth errors; a Huber kernel
 down-weights outliers. :func:`keyframe_depth_scales` then says by how much the adjusted window
@@ -14,7 +15,7 @@ rescales each keyframe's network depth (the odometry rescales the keyframe's poi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pypose as pp
@@ -27,7 +28,7 @@ class BAProblem:
     """One window.
 
     Attributes:
-        T_world_kf: (W, 4, 4) keyframe poses; index 0 is held fixed.
+        T_world_kf: (W, 4, 4) keyframe poses; the first ``n_fixed`` are held fixed.
         host: (N,) keyframe index of each landmark.
         uv_host: (N, 2) landmark pixels in the host keyframe.
         depth_host: (N,) host network depth (m) at those pixels.
@@ -35,6 +36,8 @@ class BAProblem:
         obs_lm: (M,) landmark of each observation.
         obs_uv: (M, 2) observed pixels.
         obs_depth: (M,) observing keyframe's network depth (m) at ``obs_uv``; 0 where unknown.
+        prior_lm: (P,) landmark of each extra depth prior.
+        prior_log_depth: (P,) its log depth (m) in the host keyframe.
     """
 
     T_world_kf: np.ndarray
@@ -45,6 +48,8 @@ class BAProblem:
     obs_lm: np.ndarray
     obs_uv: np.ndarray
     obs_depth: np.ndarray
+    prior_lm: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    prior_log_depth: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def check(self) -> None:
         W, N, M = len(self.T_world_kf), len(self.host), len(self.obs_kf)
@@ -56,6 +61,9 @@ class BAProblem:
             raise ValueError("observations need obs_lm (M,), obs_uv (M, 2), obs_depth (M,)")
         if N and (self.host.min() < 0 or self.host.max() >= W) or M and (self.obs_kf.max() >= W or self.obs_lm.max() >= N):
             raise ValueError("landmark or observation indices out of range")
+        if self.prior_lm.shape != self.prior_log_depth.shape or self.prior_lm.ndim != 1 or (
+                len(self.prior_lm) and (self.prior_lm.min() < 0 or self.prior_lm.max() >= N)):
+            raise ValueError("prior_lm and prior_log_depth must be (P,) with landmark indices in range")
         if not (self.depth_host > 0).all():
             raise ValueError("host depths must be positive")
 
@@ -66,7 +74,8 @@ class _WindowResiduals(nn.Module):
         self.poses = pp.Parameter(pp.mat2SE3(T_free, check=False))
         self.log_depth = nn.Parameter(log_depth.clone())
 
-    def forward(self, fixed, rays, host, obs_kf, obs_lm, K, log_depth_host, log_obs_depth, obs_valid, w_px, w_d):
+    def forward(self, fixed, rays, host, obs_kf, obs_lm, K, log_depth_host, log_obs_depth, obs_valid, w_px, w_d,
+                prior_lm, prior_log):
         poses = pp.SE3(torch.cat([fixed, self.poses.tensor()]))
         X_world = poses[host].Act(rays * self.log_depth.exp()[:, None])
         X_obs = poses[obs_kf].Inv().Act(X_world[obs_lm])
@@ -74,11 +83,12 @@ class _WindowResiduals(nn.Module):
         z = X_obs[:, 2].clamp_min(1e-6)
         r_host = (self.log_depth - log_depth_host) * w_d
         r_obs = (z.log() - log_obs_depth)[obs_valid] * w_d
-        return torch.cat([(uv * w_px).flatten(), r_host, r_obs])
+        r_prior = (self.log_depth[prior_lm] - prior_log) * w_d
+        return torch.cat([(uv * w_px).flatten(), r_host, r_obs, r_prior])
 
 
 def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: float = 1.0,
-                            depth_sigma_log: float = 0.1, huber: float = 2.0, steps: int = 5,
+                            depth_sigma_log: float = 0.1, huber: float = 2.0, steps: int = 5, n_fixed: int = 1,
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Refine keyframe poses and landmark depths.
 
@@ -89,9 +99,11 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
         depth_sigma_log: network depth noise as a log ratio (0.1 = about 10 %).
         huber: Huber threshold on the weighted residuals.
         steps: Levenberg-Marquardt iterations.
+        n_fixed: oldest keyframes held fixed (at most W - 1); with 2 the window keeps their distance,
+            so its scale follows the keyframes before it.
 
     Returns:
-        (W, 4, 4) refined ``T_world_kf`` (index 0 unchanged) and (N,) refined landmark depths (m).
+        (W, 4, 4) refined ``T_world_kf`` (the first ``n_fixed`` unchanged) and (N,) refined landmark depths (m).
     """
     problem.check()
     f64 = dict(dtype=torch.float64)
@@ -102,20 +114,24 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
     log_d = torch.as_tensor(problem.depth_host, **f64).log()
     obs_depth = torch.as_tensor(problem.obs_depth, **f64)
     obs_valid = obs_depth > 0
-    model = _WindowResiduals(T[1:], log_d).double()
-    fixed = pp.mat2SE3(T[:1], check=False).tensor()
+    n_fixed = min(n_fixed, len(T) - 1)
+    model = _WindowResiduals(T[n_fixed:], log_d).double()
+    fixed = pp.mat2SE3(T[:n_fixed], check=False).tensor()
     host = torch.as_tensor(problem.host, dtype=torch.long)
     obs_kf = torch.as_tensor(problem.obs_kf, dtype=torch.long)
     obs_lm = torch.as_tensor(problem.obs_lm, dtype=torch.long)
     w_px, w_d = 1.0 / pixel_sigma, 1.0 / depth_sigma_log
+    prior_lm = torch.as_tensor(problem.prior_lm, dtype=torch.long)
+    prior_log = torch.as_tensor(problem.prior_log_depth, **f64)
     target = torch.cat([(torch.as_tensor(problem.obs_uv, **f64) * w_px).flatten(), torch.zeros(len(host), **f64),
-                        torch.zeros(int(obs_valid.sum()), **f64)])
-    inputs = (fixed, rays, host, obs_kf, obs_lm, Kt, log_d, obs_depth.clamp_min(1e-9).log(), obs_valid, w_px, w_d)
+                        torch.zeros(int(obs_valid.sum()), **f64), torch.zeros(len(prior_lm), **f64)])
+    inputs = (fixed, rays, host, obs_kf, obs_lm, Kt, log_d, obs_depth.clamp_min(1e-9).log(), obs_valid, w_px, w_d,
+              prior_lm, prior_log)
     optimizer = pp.optim.LM(model, strategy=pp.optim.strategy.TrustRegion(), kernel=pp.optim.kernel.Huber(delta=huber))
     for _ in range(steps):
         optimizer.step(input=inputs, target=target)
     refined = problem.T_world_kf.copy()
-    refined[1:] = model.poses.matrix().detach().numpy()
+    refined[n_fixed:] = model.poses.matrix().detach().numpy()
     return refined, model.log_depth.detach().exp().numpy()
 
 
@@ -155,8 +171,10 @@ def keyframe_depth_scales(problem: BAProblem, K: np.ndarray, T_world_kf: np.ndar
 class KeyframeWindow:
     """The last ``size`` keyframes with their landmarks and observations, for :func:`local_bundle_adjustment`.
 
-    Each keyframe keeps its landmarks (host pixels and network depth) and the observations of the
-    *previous* keyframe's landmarks in it (tracked pixels and this keyframe's depth there).
+    Each keyframe keeps its landmarks (host pixels and network depth), the observations of the
+    *previous* keyframe's landmarks in it (tracked pixels and this keyframe's depth there), which of its
+    landmarks continue one of the previous keyframe's (``parent``), and extra depth priors on its
+    landmarks from frames after it (:meth:`add_depth_prior`).
 
     Args:
         size: keyframes in the window (>= 2).
@@ -172,43 +190,79 @@ class KeyframeWindow:
         self.records: list[dict] = []
 
     def add(self, T_world_cam: np.ndarray, uv_host: np.ndarray, depth_host: np.ndarray,
-            observations: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+            observations: tuple[np.ndarray, np.ndarray, np.ndarray] | None, parent: np.ndarray | None = None) -> None:
         """Append a keyframe; ``observations`` = (landmark ids of the previous keyframe, pixels, depths)
-        or None when tracking did not continue from the previous keyframe (the window restarts)."""
+        or None when tracking did not continue from the previous keyframe (the window restarts).
+        ``parent``: per landmark of the new keyframe, the previous keyframe's landmark it continues (-1: new)."""
         if observations is None:
             self.records.clear()
         elif self.records:
             self.records[-1]["next_obs"] = observations
+        if parent is None or not self.records:
+            parent = np.full(len(uv_host), -1)
         self.records.append({"T": np.array(T_world_cam, dtype=np.float64), "uv": uv_host, "depth": depth_host,
-                             "next_obs": None})
+                             "next_obs": None, "parent": np.asarray(parent), "priors": {}})
         del self.records[:-self.size]
 
+    def add_depth_prior(self, lm: np.ndarray, log_depth: np.ndarray) -> None:
+        """Extra priors (log depth in metres, (P,)) on landmarks ``lm`` (P,) of the newest keyframe, from the
+        depth of a later frame. Priors on a landmark that continues an older keyframe's are not used (the
+        landmark is hosted, and its depth estimated, in that older keyframe)."""
+        if self.records:
+            priors = self.records[-1]["priors"]
+            for i, v in zip(lm.tolist(), log_depth.tolist()):
+                priors.setdefault(i, []).append(v)
+
     def problem(self) -> BAProblem | None:
-        """The current window as a :class:`BAProblem` (None with fewer than 2 linked keyframes)."""
+        """The current window as a :class:`BAProblem` (None with fewer than 2 linked keyframes).
+
+        A landmark continued by later keyframes (``parent``) is hosted by the first window keyframe that
+        has it and observed in every later keyframe that tracked it."""
         if len(self.records) < 2:
             return None
-        host, uv_host, depth_host, obs_kf, obs_lm, obs_uv, obs_depth = [], [], [], [], [], [], []
-        n = 0
+        roots = []  # per keyframe k: (host keyframe, landmark id there) of each of its landmarks
+        for k, rec in enumerate(self.records):
+            n = len(rec["uv"])
+            host, idx = np.full(n, k), np.arange(n)
+            if k > 0:
+                par = rec["parent"]
+                cont = par >= 0
+                host[cont], idx[cont] = roots[k - 1][0][par[cont]], roots[k - 1][1][par[cont]]
+            roots.append((host, idx))
+        obs = {}  # (host, id) -> list of (observing keyframe, uv, depth)
         for k, rec in enumerate(self.records[:-1]):
             lm, uv, d = rec["next_obs"]
-            pick = np.arange(len(lm))
-            if len(pick) > self.per_kf:
-                pick = np.sort(self.rng.choice(len(lm), self.per_kf, replace=False))
-            lm, uv, d = lm[pick], uv[pick], d[pick]
-            host.append(np.full(len(lm), k))
-            uv_host.append(rec["uv"][lm])
-            depth_host.append(rec["depth"][lm])
-            obs_kf.append(np.full(len(lm), k + 1))
-            obs_lm.append(n + np.arange(len(lm)))
-            obs_uv.append(uv)
-            obs_depth.append(d)
-            n += len(lm)
+            for h, i, p, z in zip(roots[k][0][lm], roots[k][1][lm], uv, d):
+                obs.setdefault((int(h), int(i)), []).append((k + 1, p, z))
+        host, uv_host, depth_host, obs_kf, obs_lm, obs_uv, obs_depth, prior_lm, prior_log = [], [], [], [], [], [], [], [], []
+        by_host = {}
+        for key in sorted(obs):
+            by_host.setdefault(key[0], []).append(key)
+        n = 0
+        for h in sorted(by_host):
+            cand = by_host[h]
+            if len(cand) > self.per_kf:
+                cand = [cand[j] for j in np.sort(self.rng.choice(len(cand), self.per_kf, replace=False))]
+            for key in cand:
+                rec = self.records[key[0]]
+                host.append(key[0])
+                uv_host.append(rec["uv"][key[1]])
+                depth_host.append(rec["depth"][key[1]])
+                for kf, uv, z in obs[key]:
+                    obs_kf.append(kf)
+                    obs_lm.append(n)
+                    obs_uv.append(uv)
+                    obs_depth.append(z)
+                priors = rec["priors"].get(key[1], [])
+                prior_lm += [n] * len(priors)
+                prior_log += priors
+                n += 1
         if n == 0:
             return None
-        cat = np.concatenate
-        return BAProblem(np.stack([r["T"] for r in self.records]), cat(host), cat(uv_host).astype(np.float64),
-                         cat(depth_host).astype(np.float64), cat(obs_kf), cat(obs_lm), cat(obs_uv).astype(np.float64),
-                         cat(obs_depth).astype(np.float64))
+        return BAProblem(np.stack([r["T"] for r in self.records]), np.array(host), np.array(uv_host, np.float64),
+                         np.array(depth_host, np.float64), np.array(obs_kf), np.array(obs_lm),
+                         np.array(obs_uv, np.float64), np.array(obs_depth, np.float64),
+                         np.array(prior_lm, int), np.array(prior_log, np.float64))
 
     def set_poses(self, T_world_kf: np.ndarray) -> None:
         for rec, T in zip(self.records, T_world_kf):
