@@ -126,8 +126,8 @@ class Odometry:
             image: (H, W, 3) uint8 RGB of the camera's size.
             timestamp: seconds; defaults to the frame count.
             depth_m: metric depth of this image, (H, W) with 0 = invalid: an array, a zero-argument
-                callable evaluated only if this frame becomes a keyframe, or None to run
-                ``depth_model`` on keyframes.
+                callable evaluated only if this frame needs depth (a keyframe, or a frame for the BA's
+                depth priors: ``ba_depth_every_n_frames``), or None to run ``depth_model`` then.
 
         Returns:
             The :class:`TrackResult`; the pose is also appended to :meth:`trajectory`.

@@ -14,7 +14,7 @@ def test_stream_frames_example(capsys, monkeypatch):
     ns = runpy.run_path(str(EXAMPLES / "stream_frames.py"))
     ns["main"](frames=6)
     out = capsys.readouterr().out
-    assert out.count("inliers=") == 6 and "ATE vs ground truth" in out and "keyframes (depth network calls)" in out
+    assert out.count("inliers=") == 6 and "ATE vs ground truth" in out and "depth network calls for 6 frames" in out
 
 
 def test_run_kitti_example_on_synthetic_data(tmp_path, monkeypatch, capsys):
