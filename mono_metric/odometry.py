@@ -6,7 +6,8 @@ PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (Ope
 pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
 the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
 (with the local bundle adjustment, optionally also every few frames, as more depth priors on the
-keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale alignment. No file I/O here.
+keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale
+alignment. No file I/O here.
 """
 from __future__ import annotations
 
@@ -141,8 +142,9 @@ class Odometry:
             result = self._solve(gray)
         tracked_ok = result.status in ("ok", "reinitialised")
         keyframe_needed = not tracked_ok or self._needs_keyframe(result)
-        every = self.config.ba_depth_every_n_frames
-        if not keyframe_needed and self.window is not None and every and len(self._poses) - self._last_depth_frame >= every:
+        every = self.config.ba_depth_every_n_frames  # depth between keyframes for the BA's priors
+        if (not keyframe_needed and self.window is not None and every
+                and len(self._poses) - self._last_depth_frame >= every):
             self._add_depth_priors(result, self._depth(image, depth_m))
         if keyframe_needed:
             depth = self._depth(image, depth_m)

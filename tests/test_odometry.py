@@ -291,7 +291,8 @@ def test_merge_corners_keeps_carried_ones_first():
     fresh = np.array([[12.0, 11.0], [100.0, 100.0], [52.0, 44.0], [200.0, 10.0], [300.0, 200.0]], np.float32)
     uv, n = merge_corners(carried, fresh, (240, 320), min_distance_px=5, max_count=4)
     assert n == 2 and uv.dtype == np.float32
-    np.testing.assert_allclose(uv, [[10, 10], [50.2, 40.7], [100, 100], [200, 10]], rtol=1e-6)  # near ones dropped, capped
+    # The fresh corners near carried ones are dropped, the rest capped at 4 corners in all.
+    np.testing.assert_allclose(uv, [[10, 10], [50.2, 40.7], [100, 100], [200, 10]], rtol=1e-6)
     assert len(merge_corners(carried, fresh, (240, 320), 5, 1)[0]) == 2  # carried corners are never dropped
     with pytest.raises(ValueError, match="pixels"):
         merge_corners(carried[:, :1], fresh, (240, 320), 5, 4)

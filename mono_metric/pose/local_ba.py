@@ -234,7 +234,8 @@ class KeyframeWindow:
             lm, uv, d = rec["next_obs"]
             for h, i, p, z in zip(roots[k][0][lm], roots[k][1][lm], uv, d):
                 obs.setdefault((int(h), int(i)), []).append((k + 1, p, z))
-        host, uv_host, depth_host, obs_kf, obs_lm, obs_uv, obs_depth, prior_lm, prior_log = [], [], [], [], [], [], [], [], []
+        host, uv_host, depth_host, obs_kf, obs_lm, obs_uv, obs_depth = [], [], [], [], [], [], []
+        prior_lm, prior_log = [], []
         by_host = {}
         for key in sorted(obs):
             by_host.setdefault(key[0], []).append(key)
