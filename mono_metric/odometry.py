@@ -12,7 +12,6 @@ alignment. No file I/O here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import cv2
@@ -29,56 +28,9 @@ from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_dept
 from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.pose.icp import DepthCloud, refine_pose_icp
 from mono_metric.pose.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
-from mono_metric.types import Trajectory
+from mono_metric.types import Keyframe, TrackResult, Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None
-
-
-@dataclass
-class TrackResult:
-    """Outcome of one ``track`` call.
-
-    Attributes:
-        T_world_cam: (4, 4) estimated pose.
-        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity) or
-            'reinitialised' (the first frame tracked again after lost ones: re-anchored on the last
-            good frame's keyframe points, or on a keyframe made while lost).
-        inliers: PnP inlier count (0 for 'init'/'lost').
-        tracked: keyframe corners tracked into this frame.
-        keyframe: this frame became a keyframe.
-        depth_m: (H, W) metric depth used for the keyframe (None for other frames).
-    """
-
-    T_world_cam: np.ndarray
-    status: str
-    inliers: int
-    tracked: int
-    keyframe: bool = False
-    depth_m: np.ndarray | None = None
-
-
-@dataclass
-class Keyframe:
-    """A frame whose corners carry metric 3D points.
-
-    Attributes:
-        index: frame number in the stream.
-        timestamp: seconds.
-        T_world_cam: (4, 4) pose.
-        xyz_world: (N, 3) corner points in metres.
-        median_depth_m: median depth of the corners (sets the distance threshold).
-        depth_scale: factor the local bundle adjustment applies to this keyframe's network depth
-            (its current estimate; 1 without the adjustment). ``xyz_world`` carries it.
-        tracked_scale: the factor its points had while frames were tracked against them.
-    """
-
-    index: int
-    timestamp: float
-    T_world_cam: np.ndarray
-    xyz_world: np.ndarray = field(repr=False)
-    median_depth_m: float = 0.0
-    depth_scale: float = 1.0
-    tracked_scale: float = 1.0
 
 
 class Odometry:
@@ -253,8 +205,7 @@ class Odometry:
             uv, n_carried = merge_corners(carry[1], uv, gray.shape, cfg.min_distance_px, cfg.max_features)
             parent = np.concatenate([carry[0], np.full(len(uv) - n_carried, -1)])
         depth32 = median_filtered_depth(depth_m)
-        z, consistent = depth_at_pixels(depth32, uv, self.max_depth_jump)
-        keep = (z > 0.05) & (z < self.max_depth_m) & consistent
+        z, keep = self._usable_depth(depth32, uv)
         if keep.sum() < cfg.min_inliers:
             return None
         T = T_world_cam
@@ -268,6 +219,12 @@ class Odometry:
         self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
         self._kf_parent = parent[keep]
         return depth32
+
+    def _usable_depth(self, depth32: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) depth (m) of median-filtered ``depth32`` at (N, 2) corners ``uv``, and where it can be used:
+        in (0.05 m, max_depth_m) and consistent around the corner (not on a depth edge)."""
+        z, consistent = depth_at_pixels(depth32, uv, self.max_depth_jump)
+        return z, (z > 0.05) & (z < self.max_depth_m) & consistent
 
     def _bundle_adjust(self, result: TrackResult, prev_tracks, depth32: np.ndarray) -> None:
         """Add the new keyframe to the window and refine the window; moves this keyframe and its points."""
@@ -301,8 +258,8 @@ class Odometry:
         self._last_depth_frame = len(self._poses)
         T_cam_world = inv_se3(result.T_world_cam)
         z_pred = self._xyz @ T_cam_world[2, :3] + T_cam_world[2, 3]  # (scaled) keyframe depth seen from here
-        z_net, consistent = depth_at_pixels(median_filtered_depth(depth_m), self._uv, self.max_depth_jump)
-        ok = (z_net > 0.05) & (z_net < self.max_depth_m) & (z_pred > 0.05) & consistent
+        z_net, ok = self._usable_depth(median_filtered_depth(depth_m), self._uv)
+        ok &= z_pred > 0.05
         if ok.sum() >= self.config.min_inliers:
             lm = self._lm[ok]
             log_depth = np.log(self._kf.depth_scale * self._kf_depth[lm]) + np.log(z_net[ok] / z_pred[ok])

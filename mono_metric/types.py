@@ -1,7 +1,8 @@
-"""Data types shared by every part of the library: ``Frame`` and ``Trajectory``."""
+"""Data types shared by every part of the library: ``Frame``, ``Trajectory`` and the odometry's
+``TrackResult`` and ``Keyframe``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,53 @@ class Trajectory:
         if fmt == "tum":
             return cls.read_tum(path)
         raise InputError(f"unknown trajectory format {fmt!r}; use 'kitti' or 'tum'")
+
+
+@dataclass
+class TrackResult:
+    """Outcome of one ``track`` call.
+
+    Attributes:
+        T_world_cam: (4, 4) estimated pose.
+        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity) or
+            'reinitialised' (the first frame tracked again after lost ones: re-anchored on the last
+            good frame's keyframe points, or on a keyframe made while lost).
+        inliers: PnP inlier count (0 for 'init'/'lost').
+        tracked: keyframe corners tracked into this frame.
+        keyframe: this frame became a keyframe.
+        depth_m: (H, W) metric depth used for the keyframe (None for other frames).
+    """
+
+    T_world_cam: np.ndarray
+    status: str
+    inliers: int
+    tracked: int
+    keyframe: bool = False
+    depth_m: np.ndarray | None = None
+
+
+@dataclass
+class Keyframe:
+    """A frame whose corners carry metric 3D points.
+
+    Attributes:
+        index: frame number in the stream.
+        timestamp: seconds.
+        T_world_cam: (4, 4) pose.
+        xyz_world: (N, 3) corner points in metres.
+        median_depth_m: median depth of the corners (sets the distance threshold).
+        depth_scale: factor the local bundle adjustment applies to this keyframe's network depth
+            (its current estimate; 1 without the adjustment). ``xyz_world`` carries it.
+        tracked_scale: the factor its points had while frames were tracked against them.
+    """
+
+    index: int
+    timestamp: float
+    T_world_cam: np.ndarray
+    xyz_world: np.ndarray = field(repr=False)
+    median_depth_m: float = 0.0
+    depth_scale: float = 1.0
+    tracked_scale: float = 1.0
 
 
 def format_kitti(T_world_cam: np.ndarray) -> str:
