@@ -24,6 +24,7 @@ class DepthConfig:
             error: a smooth low-frequency scale field, multiplicative noise and holes), or a Metric3D
             model name (e.g. 'metric3d_vit_small') run on every frame.
         degrade_abs_rel: target mean relative error of 'gt_degraded'.
+        degrade_seed: noise draw of 'gt_degraded' (each seed gives other scale fields, noise and holes).
         max_depth_m: depth beyond this is ignored.
         weights: checkpoint file of the model (None: the cached official file).
         device: where the model runs ('cpu', 'cuda', 'cuda:1', ...).
@@ -34,6 +35,7 @@ class DepthConfig:
 
     source: str = "gt"
     degrade_abs_rel: float = 0.06
+    degrade_seed: int = 0
     max_depth_m: float = 80.0
     weights: str | None = None
     device: str = "cpu"
@@ -45,6 +47,7 @@ class DepthConfig:
 
         check_choice("depth.source", self.source, ("gt", "gt_degraded", *MODEL_SPECS))
         check_range("depth.degrade_abs_rel", self.degrade_abs_rel, 0.0, 0.5)
+        check_range("depth.degrade_seed", self.degrade_seed, 0, 2**31 - 1)
         check_range("depth.max_depth_m", self.max_depth_m, 0.1, 1000.0)
         if self.min_confidence is not None:
             check_range("depth.min_confidence", self.min_confidence, -1e6, 1e6)
@@ -85,10 +88,12 @@ class TrackingConfig:
         matcher_weights: LightGlue checkpoint file.
         lightglue_threshold: smallest LightGlue match confidence kept.
         device: torch device of the SIFT front-end.
-        local_ba: refine each new keyframe with a local bundle adjustment (pypose LM) over the last
+        local_ba: refine each new keyframe with a local bundle adjustment (Levenberg-Marquardt) over the last
             ``ba_window`` keyframes: poses, landmark depths, network depth as a prior.
         ba_window, ba_landmarks, ba_steps: window size, landmarks per keyframe, LM iterations.
         ba_depth_sigma: network depth noise (log ratio) weighting the depth priors.
+        ba_huber: Huber threshold of the BA on the weighted residuals (a reprojection pixel pair counts as
+            one residual); 0: plain least squares.
         ba_multiview: a new keyframe keeps the previous keyframe's tracked corners (klt front-end), so a
             landmark is observed in every window keyframe that still tracks it: the BA then ties the scale
             of consecutive keyframe steps together instead of taking each from two depth maps.
@@ -128,6 +133,7 @@ class TrackingConfig:
     ba_landmarks: int = 40
     ba_steps: int = 3
     ba_depth_sigma: float = 0.1
+    ba_huber: float = 0.0
     ba_multiview: bool = False
     ba_fixed_keyframes: int = 1
     ba_depth_every_n_frames: int = 0
@@ -161,6 +167,7 @@ class TrackingConfig:
         check_range("tracking.ba_landmarks", self.ba_landmarks, 6, 100000)
         check_range("tracking.ba_steps", self.ba_steps, 1, 100)
         check_range("tracking.ba_depth_sigma", self.ba_depth_sigma, 1e-4, 10.0)
+        check_range("tracking.ba_huber", self.ba_huber, 0.0, 1000.0)
         check_range("tracking.ba_fixed_keyframes", self.ba_fixed_keyframes, 1, self.ba_window - 1)
         if (self.ba_multiview or self.ba_depth_every_n_frames) and not self.local_ba:
             raise InputError("tracking.ba_multiview and tracking.ba_depth_every_n_frames feed the local bundle "

@@ -78,7 +78,7 @@ def make_depth_source(config) -> object:
     if config.source == "gt":
         return GroundTruthDepth()
     if config.source == "gt_degraded":
-        return DegradedDepth(abs_rel=config.degrade_abs_rel)
+        return DegradedDepth(abs_rel=config.degrade_abs_rel, seed=config.degrade_seed)
     from mono_metric.depth import Metric3D
 
     model = Metric3D.from_pretrained(config.source, config.weights, device=config.device)

@@ -238,8 +238,8 @@ class Odometry:
             return
         cfg = self.config
         t0 = time.perf_counter()
-        refined, depths = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0,
-                                                  depth_sigma_log=cfg.ba_depth_sigma, huber=2.0, steps=cfg.ba_steps,
+        refined, depths = local_bundle_adjustment(problem, self._K, pixel_sigma=1.0, depth_sigma_log=cfg.ba_depth_sigma,
+                                                  huber=cfg.ba_huber or None, steps=cfg.ba_steps,
                                                   n_fixed=cfg.ba_fixed_keyframes)
         scales = keyframe_depth_scales(problem, self._K, refined, depths)
         self.timings_s["ba"] += time.perf_counter() - t0

@@ -36,6 +36,9 @@ def test_repo_configs_load(tmp_path):
     ({"tracking": {"local_ba": True, "ba_window": 4, "ba_fixed_keyframes": 4}}, "tracking.ba_fixed_keyframes"),
     ({"tracking": {"ba_depth_every_n_frames": 2}}, "tracking.local_ba: true"),
     ({"tracking": {"local_ba": True, "ba_multiview": True, "frontend": "sift"}}, "needs tracking.frontend 'klt'"),
+    ({"tracking": {"ba_huber": -1.0}}, "tracking.ba_huber"),
+    ({"depth": {"degrade_seed": -3}}, "depth.degrade_seed"),
+    ({"depth": {"degrade_seed": 1.5}}, "depth.degrade_seed"),
 ])
 def test_bad_values_name_the_key(data, match):
     with pytest.raises(InputError, match=match):
@@ -59,3 +62,16 @@ def test_depth_model_source_validated():
         config_from_dict({"depth": {"source": "metric3d_vit_huge"}})
     with pytest.raises(InputError, match="input_hw"):
         config_from_dict({"depth": {"input_hw": [308]}})
+
+
+def test_degrade_seed_draws_other_noise():
+    import numpy as np
+
+    from mono_metric.depth_sources import make_depth_source
+
+    gt = np.full((48, 64), 3.0, np.float32)
+    frame = type("F", (), {"depth_m": gt, "index": 5})()
+    draws = [make_depth_source(config_from_dict({"depth": {"source": "gt_degraded", "degrade_seed": s}}).depth)(frame)
+             for s in (0, 0, 1)]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert np.abs(np.log(draws[0][draws[0] > 0] / 3.0)).mean() > 0.01 and not np.allclose(draws[0], draws[2])

@@ -1,10 +1,12 @@
-"""Local bundle adjustment with metric depth priors (pypose LM) on a synthetic window."""
+"""Local bundle adjustment with metric depth priors (analytic-Jacobian LM) on a synthetic window."""
 import numpy as np
 import pytest
+import torch
 
 from mono_metric.camera import Camera
 from mono_metric.geometry import make_se3
-from mono_metric.pose.local_ba import BAProblem, KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
+from mono_metric.pose.local_ba import (BAProblem, KeyframeWindow, _Window, keyframe_depth_scales,
+                                      local_bundle_adjustment)
 
 
 def _window(rng, W=3, n=40, depth_noise=0.08, pose_noise=0.05):
@@ -131,3 +133,63 @@ def test_extra_depth_priors_and_two_fixed_keyframes():
     assert err(plain) > 0.08 and err(with_priors) < 0.05
     np.testing.assert_array_equal(refined[:2], p.T_world_kf[:2])
     assert not np.allclose(refined[2:], p.T_world_kf[2:])
+
+
+def _multiview(rng, W=4):
+    """A window whose landmarks are observed in every later keyframe, with gaps in the observed depth and
+    extra priors: every residual type and pose pairing of the BA."""
+    cam, T, p, _ = _window(rng, W=W, n=15)
+    first = p.host == 0
+    Xw = cam.backproject(p.uv_host[first], p.depth_host[first]) @ T[0][:3, :3].T + T[0][:3, 3]
+    okf, olm, ouv, od = [], [], [], []
+    for k in range(1, W):
+        uv, z = cam.project((Xw - T[k][:3, 3]) @ T[k][:3, :3])
+        for i in np.flatnonzero(np.isfinite(uv).all(1)):
+            okf.append(k), olm.append(np.flatnonzero(first)[i]), ouv.append(uv[i]), od.append(z[i])
+    p.obs_kf = np.r_[p.obs_kf, okf]
+    p.obs_lm = np.r_[p.obs_lm, olm]
+    p.obs_uv = np.r_[p.obs_uv, np.array(ouv) + rng.normal(0, 2.0, (len(ouv), 2))]
+    p.obs_depth = np.r_[p.obs_depth, np.array(od) * 1.05]
+    p.obs_depth[::4] = 0.0
+    p.prior_lm = rng.integers(0, len(p.host), 30)
+    p.prior_log_depth = np.log(p.depth_host[p.prior_lm]) + rng.normal(0, 0.1, 30)
+    p.check()
+    return cam, T, p
+
+
+@pytest.mark.parametrize("n_fixed", [1, 2])
+def test_analytic_jacobian_matches_autograd(n_fixed):
+    rng = np.random.default_rng(6)
+    cam, _, p = _multiview(rng)
+    win = _Window(p, cam.K, pixel_sigma=0.7, depth_sigma_log=0.15, n_fixed=n_fixed)
+    T = torch.as_tensor(p.T_world_kf)
+    log_depth = win.log_depth_host + torch.as_tensor(rng.normal(0, 0.05, len(p.host)))
+    r, J = win.residuals(T, log_depth, jacobian=True)
+    F = len(T) - n_fixed
+    assert J.shape == (len(r), 6 * F + len(p.host))
+
+    def f(x):
+        return win.residuals(*win.update(T, log_depth, x))
+
+    x0 = torch.zeros(J.shape[1], dtype=torch.float64)
+    J_auto = torch.autograd.functional.jacobian(f, x0)
+    torch.testing.assert_close(f(x0), r)
+    torch.testing.assert_close(J, J_auto, rtol=1e-7, atol=1e-7)
+
+
+def test_huber_kernel_resists_outlier_observations():
+    # A fifth of the observations moved by 20-40 px: least squares drags the poses, Huber keeps them.
+    rng = np.random.default_rng(7)
+    cam, T, p = _multiview(rng)
+    p.obs_depth[:] = 0.0
+
+    def pos_err(TT):
+        return np.mean(np.linalg.norm(TT[1:, :3, 3] - T[1:, :3, 3], axis=1))
+
+    clean, _ = local_bundle_adjustment(p, cam.K, steps=10)
+    bad = rng.random(len(p.obs_kf)) < 0.2
+    p.obs_uv[bad] += rng.choice([-1, 1], (bad.sum(), 2)) * rng.uniform(20, 40, (bad.sum(), 2))
+    plain, _ = local_bundle_adjustment(p, cam.K, steps=10)
+    robust, _ = local_bundle_adjustment(p, cam.K, steps=10, huber=2.0)
+    assert pos_err(plain) > 1.5 * pos_err(clean)
+    assert pos_err(robust) < 0.5 * pos_err(plain) and pos_err(robust) < 1.3 * pos_err(clean)
