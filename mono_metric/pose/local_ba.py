@@ -157,9 +157,9 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
                             n_fixed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Refine keyframe poses and landmark depths (Levenberg-Marquardt on an analytic Jacobian).
 
-    The Jacobian is written out (pypose's dense LM differentiates the whole residual vector with
-    autograd: 2 s for a 280-landmark window on 2 CPU cores, against milliseconds here); pypose does the
-    SE(3) exponential of the pose updates.
+    The Jacobian is written out: pypose's dense LM differentiates the whole residual vector with
+    autograd, 2.2 s for a 280-landmark room window on 2 CPU cores against 0.03 s here (same solution
+    to 1e-6); pypose does the SE(3) exponential of the pose updates.
 
     Args:
         problem: the window (see :class:`BAProblem`).
