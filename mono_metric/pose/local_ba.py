@@ -145,8 +145,11 @@ class _Window:
         return T_new, log_depth + step[6 * F:]
 
 
-def _huber_weights(r: torch.Tensor, n_uv: int, delta: float) -> torch.Tensor:
-    """Per-residual IRLS weights of a Huber kernel: reprojection residuals by the norm of their pixel pair."""
+def _huber_weights(r: torch.Tensor, n_uv: int, delta: float | None) -> torch.Tensor:
+    """Per-residual IRLS weights of a Huber kernel: reprojection residuals by the norm of their pixel pair;
+    all 1 when ``delta`` is None (least squares). The cost is ``sum(w * (2 - w) * r**2)``."""
+    if delta is None:
+        return torch.ones_like(r)
     norm = r.abs().clone()
     norm[:n_uv] = r[:n_uv].view(-1, 2).norm(dim=1).repeat_interleave(2)
     return torch.where(norm <= delta, 1.0, delta / norm.clamp_min(1e-12))
@@ -181,15 +184,15 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
     log_depth = win.log_depth_host.clone()
     n_uv = 2 * len(problem.obs_kf)
 
-    def cost(r, w):
-        return float((w * r.square()).sum()) if huber is None else float(
-            torch.where(w >= 1.0, r.square(), w * r.square() * (2.0 - w)).sum())
+    def cost(r):
+        w = _huber_weights(r, n_uv, huber)
+        return float((w * (2.0 - w) * r.square()).sum())
 
     damping = 1e-6
     for _ in range(steps):
         r, J = win.residuals(T, log_depth, jacobian=True)
-        w = torch.ones_like(r) if huber is None else _huber_weights(r, n_uv, huber)
-        current = cost(r, w)
+        w = _huber_weights(r, n_uv, huber)
+        current = cost(r)
         A = J.T @ (w[:, None] * J)
         g = J.T @ (w * r)
         diag = A.diagonal().clamp(1e-6, 1e32)
@@ -198,9 +201,7 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
             if info == 0:
                 step = -torch.cholesky_solve(g[:, None], L)[:, 0]
                 T_new, log_new = win.update(T, log_depth, step)
-                r_new = win.residuals(T_new, log_new)
-                w_new = torch.ones_like(r_new) if huber is None else _huber_weights(r_new, n_uv, huber)
-                if cost(r_new, w_new) < current:
+                if cost(win.residuals(T_new, log_new)) < current:
                     T, log_depth, damping = T_new, log_new, max(damping / 3.0, 1e-9)
                     break
             damping *= 10.0
