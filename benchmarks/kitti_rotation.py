@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from mono_metric import OdometryPipeline, load_config, load_sequence
-from mono_metric.features import KltFrontend
+from mono_metric.tracking.features import KltFrontend
 from mono_metric.geometry import rotation_angle_rad
 
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence
-from mono_metric.mapping import TSDFMap, mesh_accuracy, mesh_chamfer
+from mono_metric.mapping.tsdf import TSDFMap, mesh_accuracy, mesh_chamfer
 
 MAX_DEPTH_M = {"street": 20.0, "room": 5.0}
 

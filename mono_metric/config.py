@@ -65,7 +65,7 @@ class TrackingConfig:
         klt_window_px: Lucas-Kanade window size.
         klt_refine_window_px: when > 0, Lucas-Kanade tracks are refined at full resolution with
             this smaller window where the refinement passes its forward-backward check (mostly slowly
-            moving tracks; see :class:`~mono_metric.features.KltFrontend`; 0: off).
+            moving tracks; see :class:`~mono_metric.tracking.features.KltFrontend`; 0: off).
         ransac_reproj_px: PnP RANSAC inlier threshold.
         min_inliers: fewer PnP inliers than this marks the frame lost (constant-velocity guess kept).
         refine: pose refinement on the RANSAC inliers: 'opencv' (plain LM, fast) or 'pypose'

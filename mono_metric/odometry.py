@@ -1,7 +1,7 @@
 """Metric monocular odometry core: ``Odometry.track(image, timestamp) -> TrackResult``.
 
 Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth. Every frame finds
-those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.features`) and solves its pose by
+those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`) and solves its pose by
 PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
 pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
 the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
@@ -22,12 +22,12 @@ import torch
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.features import make_frontend, merge_corners
+from mono_metric.tracking.features import make_frontend, merge_corners
 from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
                                    rotation_angle_rad, scale_translation)
-from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
-from mono_metric.pose.icp import DepthCloud, refine_pose_icp
-from mono_metric.pose.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
+from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
+from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.types import Keyframe, TrackResult, Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None

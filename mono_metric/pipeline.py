@@ -22,12 +22,12 @@ from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
 from mono_metric.depth.export import colorize_depth
-from mono_metric.depth_sources import make_depth_source
+from mono_metric.depth.sources import make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import plot_top_view
 from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
-from mono_metric.mapping import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
+from mono_metric.mapping.tsdf import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
 from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot
 from mono_metric.types import Trajectory, format_kitti, format_tum

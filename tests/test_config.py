@@ -67,7 +67,7 @@ def test_depth_model_source_validated():
 def test_degrade_seed_draws_other_noise():
     import numpy as np
 
-    from mono_metric.depth_sources import make_depth_source
+    from mono_metric.depth.sources import make_depth_source
 
     gt = np.full((48, 64), 3.0, np.float32)
     frame = type("F", (), {"depth_m": gt, "index": 5})()

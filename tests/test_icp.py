@@ -4,7 +4,7 @@ import pytest
 
 from mono_metric.datasets import SyntheticConfig, SyntheticSequence
 from mono_metric.geometry import inv_se3, rotation_angle_rad
-from mono_metric.pose.icp import DepthCloud, refine_pose_icp
+from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
 
 
 def test_icp_recovers_a_perturbed_keyframe_pose():

@@ -5,7 +5,7 @@ import torch
 
 from mono_metric.camera import Camera
 from mono_metric.geometry import make_se3
-from mono_metric.pose.local_ba import (BAProblem, KeyframeWindow, _Window, keyframe_depth_scales,
+from mono_metric.mapping.local_ba import (BAProblem, KeyframeWindow, _Window, keyframe_depth_scales,
                                       local_bundle_adjustment)
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence
 from mono_metric.errors import InputError
-from mono_metric.mapping import (PointCloudAccumulator, TSDFMap, chamfer_distance, mesh_accuracy, mesh_chamfer,
+from mono_metric.mapping.tsdf import (PointCloudAccumulator, TSDFMap, chamfer_distance, mesh_accuracy, mesh_chamfer,
                                  o3d_device)
 
 

@@ -4,10 +4,10 @@ import pytest
 from mono_metric.camera import Camera
 from mono_metric.config import TrackingConfig
 from mono_metric.datasets import SyntheticConfig, SyntheticSequence
-from mono_metric.depth_sources import DegradedDepth
+from mono_metric.depth.sources import DegradedDepth
 from mono_metric.errors import InputError
 from mono_metric.eval import ate, kitti_short_segment_errors
-from mono_metric.features import merge_corners
+from mono_metric.tracking.features import merge_corners
 from mono_metric.geometry import depth_at_pixels
 from mono_metric.odometry import Odometry
 
@@ -162,7 +162,7 @@ def test_lightglue_matcher_equals_kornia_reference(tmp_path, monkeypatch, featur
     import kornia.feature.lightglue as kornia_lightglue
     import torch
 
-    from mono_metric.features import GEOMETRY_COLUMNS, LightGlue, SiftFrontend
+    from mono_metric.tracking.features import GEOMETRY_COLUMNS, LightGlue, SiftFrontend
 
     torch.manual_seed(0)
     net = KF.LightGlue(features=None, input_dim=128, add_scale_ori=features == "sift")
@@ -215,7 +215,7 @@ def test_klt_refinement_window_tracks_rotated_views_more_accurately():
     # removes part of the wide window's systematic error (exact ground truth from the affine map).
     import cv2
 
-    from mono_metric.features import KltFrontend
+    from mono_metric.tracking.features import KltFrontend
 
     seq = SyntheticSequence(SyntheticConfig(scene="room", seed=2, frames=1))
     gray = cv2.cvtColor(seq[0].image, cv2.COLOR_RGB2GRAY)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mono_metric.geometry import inv_se3, make_se3, quat_to_rotmat, rotation_angle_rad
-from mono_metric.pose import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 
 K = np.array([[718.0, 0, 607.0], [0, 718.0, 185.0], [0, 0, 1]])
 

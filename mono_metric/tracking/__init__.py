@@ -1,0 +1,5 @@
+"""Tracking: feature front-ends (features.py), PnP inside RANSAC with pypose refinement (pnp.py) and
+point-to-plane ICP against keyframe depth (icp.py)."""
+from mono_metric.tracking.pnp import PnPResult, refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+
+__all__ = ["PnPResult", "solve_pnp_ransac", "refine_pose_lm", "refine_pose_opencv"]
