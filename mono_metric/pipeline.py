@@ -22,7 +22,7 @@ from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
 from mono_metric.depth.export import colorize_depth
-from mono_metric.depth.sources import make_depth_source
+from mono_metric.depth.sources import TINY_REAL_WARNING, make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import plot_top_view
 from mono_metric.eval.trajectory import evaluate_trajectory
@@ -99,6 +99,9 @@ class OdometryPipeline:
             raise InputError(f"{self.out_dir} holds a snapshot of a {snap.progress['frames']}-frame sequence, this one "
                              f"has {len(seq)}; resume with the same data and options, or use a new --out")
         depth_source = make_depth_source(cfg.depth)
+        warnings = self.warnings()
+        for w in warnings:
+            tqdm.write(w, file=sys.stderr)
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         mcfg = cfg.mapping
         tsdf = cloud = None
@@ -182,7 +185,9 @@ class OdometryPipeline:
             raise InputError(self._no_depth_message(depth_calls))
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
-                   "camera": self.camera_info, "out_dir": str(self.out_dir)}
+                   "camera": self.camera_info, "out_dir": str(self.out_dir), "warnings": warnings}
+        if getattr(self.sequence, "gt_note", None):
+            summary["gt_note"] = self.sequence.gt_note
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:
@@ -199,10 +204,12 @@ class OdometryPipeline:
                            depth_calls=depth_calls, depth_calls_per_frame=depth_calls / max(n, 1))
         (self.out_dir / "timings.json").write_text(json.dumps(timings_out, indent=2))
         summary["timings"] = timings_out
-        if seq.gt is not None and n > 2:
-            gt = seq.gt[:n]
-            est = odo.trajectory()
+        m = 0 if seq.gt is None else min(n, len(seq.gt))  # the ground truth may end before the frames
+        if m > 2:
+            gt = seq.gt[:m]
+            est = odo.trajectory()[:m]
             metrics = evaluate_trajectory(gt, est)
+            metrics["warnings"] = warnings
             gt.write_tum(self.out_dir / "gt_tum.txt")
             plot_top_view(self.out_dir / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
                           title=seq.name)
@@ -215,6 +222,14 @@ class OdometryPipeline:
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         clear_snapshots(self.out_dir)
         return summary
+
+    def warnings(self) -> list[str]:
+        """Lines the user must see about this run's settings (printed once at the start, kept in the summary)."""
+        from mono_metric.datasets.synthetic import SyntheticSequence
+
+        if self.config.depth.source == "mono_metric_tiny" and not isinstance(self.sequence, SyntheticSequence):
+            return [TINY_REAL_WARNING]
+        return []
 
     def _no_depth_message(self, calls: int) -> str:
         return (f"the depth source {self.config.depth.source!r} gave no valid depth (NaN, inf or all zero) in its "
