@@ -63,13 +63,20 @@ class TSDFMap:
             raise InputError(f"depth {depth_m.shape} and image {image.shape[:2]} differ in size")
         depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         depth[depth > self.max_depth_m] = 0.0
+        if not (depth > 0).any():  # nothing within range (e.g. sky, or depth beyond max_depth_m): no block to touch
+            return
         d = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth))).to(self.device)
         c = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(image, np.float32) / 255.0)).to(self.device)
         T_grid_cam = T_world_cam.copy()
         T_grid_cam[:3, 3] += self.grid_offset_m
         extrinsic = o3c.Tensor(inv_se3(T_grid_cam), o3c.float64)
-        blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
-                                                            self.trunc_voxels)
+        try:
+            blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
+                                                                self.trunc_voxels)
+        except RuntimeError as err:  # Open3D refuses a frame whose few in-range pixels touch no block
+            if "No block is touched" in str(err):
+                return
+            raise
         self.grid.integrate(blocks, d, c, self._K, extrinsic, 1.0, self.max_depth_m, self.trunc_voxels)
         self.frames += 1
 
