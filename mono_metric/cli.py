@@ -272,6 +272,10 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     if not files or not files[0].exists():
         raise InputError(f"{src} is neither an image nor a folder of images")
     model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
+    if args.model == "mono_metric_tiny":
+        from mono_metric.depth.sources import tiny_real_warning
+
+        print(tiny_real_warning(f"mono-metric depth {args.input} --model metric3d_vit_small"), file=sys.stderr)
     input_hw = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
     out = Path(args.out)
     for path in files:

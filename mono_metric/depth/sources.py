@@ -74,11 +74,18 @@ class NetworkDepth:
         return depth
 
 
-TINY_REAL_WARNING = (
-    "WARNING: depth model mono_metric_tiny is trained on synthetic renders only; on real images its metric "
-    "scale is unreliable (measured: trajectories 0.65-0.69x the true length on KITTI 00/06, 4.8x on TUM fr1_xyz, "
-    "depth 6.7x the sensor's; benchmarks/tiny_model_real_scale.py). For real images use an official model: "
-    "mono-metric run PATH --depth metric3d_vit_small (weights downloaded once to the cache)")
+def tiny_real_warning(official_command: str = "mono-metric run PATH --depth metric3d_vit_small") -> str:
+    """The line printed once (and kept in the summary) when the embedded model runs on real images.
+
+    The factors were measured by ``benchmarks/tiny_model_real_scale.py`` on the shared real sequences.
+    """
+    return ("WARNING: depth model mono_metric_tiny is trained on synthetic renders only; on real images its metric "
+            "scale is unreliable (measured: trajectories 0.65-0.69x the true length on KITTI 00/06, 4.8x on TUM "
+            "fr1_xyz, depth 6.7x the sensor's; benchmarks/tiny_model_real_scale.py). For real images use an "
+            f"official model: {official_command} (weights downloaded once to the cache)")
+
+
+TINY_REAL_WARNING = tiny_real_warning()
 """Printed once and stored in the summary when the embedded model runs on anything but the synthetic world."""
 
 PREFERRED_OFFICIAL = ("metric3d_vit_small", "metric3d_convnext_tiny", "metric3d_vit_large",
@@ -95,8 +102,8 @@ def default_depth_source(sequence) -> tuple[str, str]:
     from mono_metric.depth.weights import OFFICIAL_WEIGHTS, cache_dir
 
     if len(sequence) and sequence[0].depth_m is not None:
-        return "gt", ("the dataset's ground-truth depth (sensor or rendered); for monocular depth pass "
-                      "--depth mono_metric_tiny or a Metric3D model")
+        return "gt", ("the dataset's own depth, sensor or rendered; for monocular depth pass "
+                      "--depth mono_metric_tiny or --depth metric3d_vit_small")
     for name in PREFERRED_OFFICIAL:
         if (cache_dir() / OFFICIAL_WEIGHTS[name].filename).is_file():
             return name, f"official model, weights found in {cache_dir()}"

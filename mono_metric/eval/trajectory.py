@@ -13,8 +13,10 @@ from mono_metric.geometry import inv_se3, make_se3, rotation_angle_rad
 from mono_metric.types import Trajectory
 
 KITTI_LENGTHS_M = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
-MIN_SPREAD_M = 0.1
+MIN_SPREAD_M = 0.05
 """Ground-truth positions closer than this (RMS) to their centroid do not fix a Sim(3) scale."""
+MAX_SHAPE_ERROR = 0.3
+"""Nor do they when the Sim(3)-aligned RMSE exceeds this fraction of their spread (shape lost in noise)."""
 MIN_SEGMENT_M = 0.1
 """KITTI-short segments shorter than this measure tracking noise, not drift."""
 
@@ -205,7 +207,8 @@ def meaningless_metrics(metrics: dict) -> dict[str, str]:
     """Metrics of :func:`evaluate_trajectory` that mean nothing on this ground truth, with the reason.
 
     - ``sim3_scale`` when the ground-truth positions spread less than :data:`MIN_SPREAD_M` (RMS) about
-      their centroid: a path of a few centimetres (or a rotation on the spot) does not fix a scale;
+      their centroid: a path of a few centimetres (or a rotation on the spot) does not fix a scale; or
+      when the Sim(3)-aligned RMSE is above :data:`MAX_SHAPE_ERROR` of that spread;
     - ``kitti_short`` then too, or when its shortest segment (10 % of the path) is below
       :data:`MIN_SEGMENT_M`: the segment errors are dominated by noise, not drift;
     - ``kitti`` when the path is shorter than its shortest (100 m) segment.
@@ -215,6 +218,9 @@ def meaningless_metrics(metrics: dict) -> dict[str, str]:
     if spread < MIN_SPREAD_M:
         out["sim3_scale"] = (f"the ground-truth path spreads only {100 * spread:.1f} cm (RMS about its centre; "
                              f"needs {100 * MIN_SPREAD_M:g} cm): too small to fix a scale")
+    elif metrics["ate"]["rmse_sim3_m"] > MAX_SHAPE_ERROR * spread:
+        out["sim3_scale"] = (f"the shape error after Sim(3) alignment ({100 * metrics['ate']['rmse_sim3_m']:.1f} cm) "
+                             f"is over {100 * MAX_SHAPE_ERROR:g} % of the path's spread ({100 * spread:.1f} cm)")
     shortest = 0.1 * metrics["path_length_m"]
     if spread < MIN_SPREAD_M:
         out["kitti_short"] = out["sim3_scale"].replace("to fix a scale", "for drift per metre (rotation on the spot?)")

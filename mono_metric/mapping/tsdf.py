@@ -227,9 +227,19 @@ def mesh_accuracy(mesh: o3d.geometry.TriangleMesh, gt_mesh: o3d.geometry.Triangl
 
 
 def save_geometry(path: str | Path, geometry) -> Path:
-    """Write a mesh or point cloud (format by extension, e.g. .ply)."""
+    """Write a mesh or point cloud (format by extension, e.g. .ply); colours are clipped to [0, 1] in a copy
+    (TSDF meshes interpolate colours slightly out of range, which Open3D would clamp with a warning)."""
     path = Path(path)
-    ok = (o3d.io.write_triangle_mesh(str(path), geometry) if isinstance(geometry, o3d.geometry.TriangleMesh)
+    is_mesh = isinstance(geometry, o3d.geometry.TriangleMesh)
+    colors = np.asarray(geometry.vertex_colors if is_mesh else geometry.colors)
+    if colors.size and (colors.min() < 0 or colors.max() > 1):
+        geometry = o3d.geometry.TriangleMesh(geometry) if is_mesh else o3d.geometry.PointCloud(geometry)
+        clipped = o3d.utility.Vector3dVector(np.clip(colors, 0.0, 1.0))
+        if is_mesh:
+            geometry.vertex_colors = clipped
+        else:
+            geometry.colors = clipped
+    ok = (o3d.io.write_triangle_mesh(str(path), geometry) if is_mesh
           else o3d.io.write_point_cloud(str(path), geometry))
     if not ok:
         raise InputError(f"cannot write {path}; check that the folder exists and is writable")
