@@ -134,7 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     depth_source = args.depth
     if args.config is None and depth_source is None:
         depth_source, why = default_depth_source(seq)
-        print(f"depth: {depth_source} ({why})")
+        print(f"depth: {depth_source}: {why}")
     depth = {k: v for k, v in (("weights", args.weights), ("device", args.device)) if v}
     overrides = {"depth": depth} if depth else {}
     if args.self_calibrate:

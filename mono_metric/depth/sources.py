@@ -106,9 +106,9 @@ def default_depth_source(sequence) -> tuple[str, str]:
                       "--depth mono_metric_tiny or --depth metric3d_vit_small")
     for name in PREFERRED_OFFICIAL:
         if (cache_dir() / OFFICIAL_WEIGHTS[name].filename).is_file():
-            return name, f"official model, weights found in {cache_dir()}"
-    return "mono_metric_tiny", ("embedded model (offline; no official weights in "
-                                f"{cache_dir()}): synthetic-only, see the warning")
+            return name, f"an official model, its weights are cached in {cache_dir()}"
+    return "mono_metric_tiny", (f"the embedded model, offline, as no official weights are cached in {cache_dir()}; "
+                                "synthetic-only, see the warning")
 
 
 def make_depth_source(config) -> object:
