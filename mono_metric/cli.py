@@ -18,11 +18,12 @@ REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from mono_metric.eval.pairing import pair_trajectories, read_trajectory
     from mono_metric.eval.plot import plot_top_view
-    from mono_metric.eval.trajectory import evaluate_trajectory
+    from mono_metric.eval.trajectory import evaluate_trajectory, format_metrics
 
-    gt, est = _read_trajectory(args.gt, args.format), _read_trajectory(args.est, args.format)
-    gt, est, note = _associate(gt, est, args.format, args.max_diff_s)
+    gt, est = read_trajectory(args.gt, args.format), read_trajectory(args.est, args.format)
+    gt, est, note = pair_trajectories(gt, est, args.format, args.max_diff_s)
     if note:
         print(note)
     metrics = evaluate_trajectory(gt, est)
@@ -30,84 +31,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_top_view(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]), title=Path(args.est).name)
-    print(_format_metrics(metrics))
+    print(format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'trajectory.png'}")
     return 0
-
-
-def _read_trajectory(path: str, fmt: str):
-    """``Trajectory.read``; when the file fails in ``fmt`` but reads in the other format, say so."""
-    from mono_metric.types import Trajectory
-
-    try:
-        return Trajectory.read(path, fmt)
-    except InputError as err:
-        if not Path(path).is_file():
-            raise
-        other = "kitti" if fmt == "tum" else "tum"
-        try:
-            Trajectory.read(path, other)
-        except InputError:
-            raise err from None
-        shape = "12 numbers (3x4 pose) per line" if other == "kitti" else "8 numbers (time tx ty tz qx qy qz qw)"
-        raise InputError(f"{path} is not a {fmt.upper()} trajectory but looks like a {other.upper()} one ({shape}): "
-                         f"add --format {other}") from err
-
-
-def _associate(gt, est, fmt: str, max_diff_s: float):
-    """Pairs of ground-truth and estimated poses, and a note when only part of either is used.
-
-    KITTI files pair line by line: an estimate shorter than the ground truth is compared with the first
-    ``len(est)`` ground-truth poses. TUM files pair each estimated stamp with the nearest ground-truth stamp.
-    """
-    from mono_metric.datasets.tum import associate
-
-    if fmt == "kitti":
-        if len(est) > len(gt):
-            raise InputError(f"the estimate has {len(est)} poses but the ground truth only {len(gt)}; KITTI files "
-                             "pair line by line: is it the ground truth of this sequence?")
-        note = (f"evaluating the first {len(est)} of {len(gt)} ground-truth poses (KITTI files pair by line)"
-                if len(est) < len(gt) else None)
-        return gt[:len(est)], est, note
-    j = associate(est.timestamps, gt.timestamps, max_diff_s)
-    keep = np.flatnonzero(j >= 0)
-    if len(keep) < 3:
-        raise InputError(f"only {len(keep)} estimated poses lie within {max_diff_s} s of a ground-truth stamp; "
-                         "check that both files use the same clock or raise --max-diff-s")
-    note = None
-    if len(keep) < len(est) or len(keep) < len(gt):
-        note = (f"evaluating {len(keep)} estimated poses paired with ground truth by timestamp (within {max_diff_s} s)"
-                f": {len(est) - len(keep)} of {len(est)} estimated poses unpaired, the ground truth has {len(gt)} "
-                f"poses from {gt.timestamps[0]:.3f} to {gt.timestamps[-1]:.3f} s, the pairs span "
-                f"{est.timestamps[keep[0]]:.3f} to {est.timestamps[keep[-1]]:.3f} s")
-    return gt[j[keep]], est[keep], note
-
-
-def _format_metrics(m: dict) -> str:
-    """The metrics of ``evaluate_trajectory`` as printed lines; metrics that mean nothing on this path are
-    named with the reason instead of a number."""
-    a, k, ks = m["ate"], m["kitti"], m["kitti_short"]
-    flags = m.get("not_meaningful", {})
-    lines = [f"frames {m['frames']}, path {m['path_length_m']:.2f} m",
-             f"ATE RMSE (SE3, no scale) {a['rmse_m']:.3f} m"]
-    if "sim3_scale" in flags:
-        lines[-1] += f" | Sim3 scale not meaningful: {flags['sim3_scale']}"
-    else:
-        factor = 1.0 / a["sim3_scale"] if a["sim3_scale"] > 0 else float("inf")
-        lines[-1] += (f" | Sim3 scale {a['sim3_scale']:.4f}: estimate {factor:.2f}x the true length "
-                      f"(scale error {100 * a['scale_error']:.2f} %)")
-    if m.get("rpe"):
-        r = m["rpe"]
-        lines.append(f"RPE (1 frame) {r['trans_rmse_m'] * 100:.2f} cm, {r['rot_rmse_deg']:.3f} deg RMSE")
-    for key, name, s in (("kitti", "KITTI", k), ("kitti_short", "KITTI-short", ks)):
-        if key in flags:
-            lines.append(f"{name}: not meaningful: {flags[key]}")
-        elif s["segments"]:
-            lines.append(f"{name}: t_err {s['t_err_pct']:.2f} %, r_err {s['r_err_deg_per_100m']:.3f} deg/100 m "
-                         f"({s['segments']} segments)")
-        else:
-            lines.append(f"{name}: sequence shorter than the shortest segment")
-    return "\n".join(lines)
 
 
 def _loader_options(args: argparse.Namespace) -> dict:
@@ -213,7 +139,9 @@ def _print_summary(summary: dict) -> None:
           + " (tracking = features {:.1f} + pose {:.1f} + BA {:.1f} + ICP {:.1f} + keyframes)".format(
               *(t[f"tracking_{k}_ms_per_frame"] for k in ("features", "pose", "ba", "icp"))))
     if "metrics" in summary:
-        print(_format_metrics(summary["metrics"]))
+        from mono_metric.eval.trajectory import format_metrics
+
+        print(format_metrics(summary["metrics"]))
     if "map" in summary:
         print(f"map: {summary['map']['fused_keyframes']} keyframes fused, {summary['map']['voxel_blocks']} voxel blocks"
               + (f"; mesh accuracy vs GT {100 * summary['map']['accuracy_m']:.1f} cm (mean), "

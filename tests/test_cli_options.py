@@ -155,6 +155,15 @@ def test_metrics_that_mean_nothing_are_flagged(tmp_path, capsys):
                  str(tmp_path / "e2")]) == 0
     out = capsys.readouterr().out
     assert "not meaningful" in out and "estimate 1.00x the true length" in out and "KITTI-short: t_err" in out
+    # An estimate whose shape is lost in noise (3 m errors on a path spreading ~6 m) does not fix a scale either.
+    from mono_metric.eval.trajectory import evaluate_trajectory
+
+    noisy = T2.copy()
+    noisy[:, :3, 3] += rng.normal(0, 3.0, (40, 3))
+    m = evaluate_trajectory(Trajectory(np.arange(40) * 0.1, T2), Trajectory(np.arange(40) * 0.1, noisy))
+    assert "shape error after Sim(3) alignment" in m["not_meaningful"]["sim3_scale"]
+    assert "sim3_scale" not in evaluate_trajectory(Trajectory(np.arange(40) * 0.1, T2),
+                                                   Trajectory(np.arange(40) * 0.1, T2))["not_meaningful"]
 
 
 def test_kitti_ground_truth_shorter_than_the_images(tmp_path, capsys, monkeypatch):

@@ -250,3 +250,30 @@ def evaluate_trajectory(gt: Trajectory, est: Trajectory) -> dict:
     metrics["ate"]["length_factor"] = 1.0 / metrics["ate"]["sim3_scale"] if metrics["ate"]["sim3_scale"] > 0 else None
     metrics["not_meaningful"] = meaningless_metrics(metrics)
     return metrics
+
+
+def format_metrics(m: dict) -> str:
+    """The metrics of ``evaluate_trajectory`` as printed lines; metrics that mean nothing on this path are
+    named with the reason instead of a number."""
+    a, k, ks = m["ate"], m["kitti"], m["kitti_short"]
+    flags = m.get("not_meaningful", {})
+    lines = [f"frames {m['frames']}, path {m['path_length_m']:.2f} m",
+             f"ATE RMSE (SE3, no scale) {a['rmse_m']:.3f} m"]
+    if "sim3_scale" in flags:
+        lines[-1] += f" | Sim3 scale not meaningful: {flags['sim3_scale']}"
+    else:
+        factor = 1.0 / a["sim3_scale"] if a["sim3_scale"] > 0 else float("inf")
+        lines[-1] += (f" | Sim3 scale {a['sim3_scale']:.4f}: estimate {factor:.2f}x the true length "
+                      f"(scale error {100 * a['scale_error']:.2f} %)")
+    if m.get("rpe"):
+        r = m["rpe"]
+        lines.append(f"RPE (1 frame) {r['trans_rmse_m'] * 100:.2f} cm, {r['rot_rmse_deg']:.3f} deg RMSE")
+    for key, name, s in (("kitti", "KITTI", k), ("kitti_short", "KITTI-short", ks)):
+        if key in flags:
+            lines.append(f"{name}: not meaningful: {flags[key]}")
+        elif s["segments"]:
+            lines.append(f"{name}: t_err {s['t_err_pct']:.2f} %, r_err {s['r_err_deg_per_100m']:.3f} deg/100 m "
+                         f"({s['segments']} segments)")
+        else:
+            lines.append(f"{name}: sequence shorter than the shortest segment")
+    return "\n".join(lines)
