@@ -93,13 +93,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         opts["max_frames"] = args.max_frames
     use_ray = False if args.sequential else (True if args.ray is not None else None)
     address = None if args.ray in (None, "local") else args.ray
-    print(f"batch: {len(inputs)} sequence(s) -> {args.out}")
+    auto_depth = args.config is None and args.depth is None
+    print(f"batch: {len(inputs)} sequence(s) -> {args.out}"
+          + ("; depth chosen per sequence from its data, as in run" if auto_depth else ""))
     rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
-                     load_opts=opts)
+                     load_opts=opts, auto_depth=auto_depth)
     for r in rows:
         detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if "ate_m" in r else
                   r.get("error", "no ground truth"))
-        print(f"  {r['name']}: {r['status']} ({detail})")
+        print(f"  {r['name']}: {r['status']}" + (f", depth {r['depth']}" if r.get("depth") else "") + f" ({detail})")
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
     return 1 if failed == len(rows) else 0
@@ -368,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("inputs", nargs="+", help="paths, globs ('videos/*.mp4'), synthetic: specs or a .txt list")
     b.add_argument("--out", default="outputs/batch", help="results folder (one subfolder per sequence)")
     b.add_argument("--config", help="settings YAML shared by all runs (default: built-in defaults)")
-    _add_depth_options(b, "default: the config's")
+    _add_depth_options(b, "default: the config's; without --config chosen per sequence as in run")
     _add_frame_options(b)
     b.add_argument("--fov", type=float, help="horizontal FOV in degrees for image folders and videos "
                    "(default: metadata, else a 26 mm phone lens)")

@@ -189,3 +189,14 @@ def test_kitti_ground_truth_shorter_than_the_images(tmp_path, capsys, monkeypatc
     assert "ground truth: " in capsys.readouterr().out
     assert len(read_partial_trajectory(out)) == 10
     assert json.loads((out / "metrics.json").read_text())["frames"] == 7
+
+
+def test_batch_without_config_picks_depth_per_sequence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MONO_METRIC_HOME", str(tmp_path / "cache"))
+    _, folder = _image_folder(tmp_path)
+    out = tmp_path / "batch"
+    assert main(["batch", "synthetic:room?seed=1&frames=6&width=320&height=240", str(folder), "--sequential",
+                 "--out", str(out)]) == 0
+    rows = json.loads((out / "summary.json").read_text())
+    assert [(r["status"], r["depth"]) for r in rows] == [("ok", "gt"), ("ok", "mono_metric_tiny")]
+    assert "depth chosen per sequence" in capsys.readouterr().out
