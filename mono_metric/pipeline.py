@@ -5,7 +5,9 @@ so an interrupted run keeps what it had; rewritten at the end with the keyframes
 :meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
 ``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
 (the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
-``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``; ``summary.json`` (what :meth:`OdometryPipeline.run`
+returns, with ``warnings``: lines printed at the start about the settings, e.g. the embedded model on real
+images).
 """
 from __future__ import annotations
 
@@ -220,6 +222,7 @@ class OdometryPipeline:
                 summary["map"].update(mesh_accuracy(mesh, gt_mesh, gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])))
                 metrics["map"] = summary["map"]
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         clear_snapshots(self.out_dir)
         return summary
 
