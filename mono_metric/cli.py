@@ -68,8 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, depth_source, overrides)
     if cfg.camera.self_calibrate:
         print(f"{seq.name}: focal length to be estimated from the motion of the first {cfg.camera.calib_frames} "
-              "frames (self-calibration); principal point " + (
-                  "at the image centre" if "ASSUMED" in (getattr(seq, "camera_note", "") or "") else "as given"))
+              f"frames (self-calibration); principal point kept at ({seq.camera.cx:.1f}, {seq.camera.cy:.1f}) px")
     elif getattr(seq, "camera_note", None):
         print(f"{seq.name}: {seq.camera_note}")
     if getattr(seq, "gt_note", None):
