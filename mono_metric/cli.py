@@ -59,6 +59,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     seq = load_sequence(args.path, args.kind, **_loader_options(args))
     depth_source = args.depth
     if args.config is None and depth_source is None:
+        if args.weights is not None:
+            raise InputError(f"--weights {args.weights} needs --depth MODEL naming the model it belongs to "
+                             "(e.g. --depth metric3d_vit_small)")
         depth_source, why = default_depth_source(seq)
         print(f"depth: {depth_source}: {why}")
     depth = {k: v for k, v in (("weights", args.weights), ("device", args.device)) if v}

@@ -72,6 +72,8 @@ def test_image_folder_fps_max_width_threads_and_the_real_image_warning(tmp_path,
     assert "--intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov" in capsys.readouterr().err
     assert main(["run", str(folder), "--sequence", "00", "--out", str(out), "--quiet"]) == 1
     assert "--sequence (sequence=) does not apply to images" in capsys.readouterr().err
+    assert main(["run", str(folder), "--weights", "w.pth", "--out", str(out), "--quiet"]) == 1
+    assert "needs --depth MODEL" in capsys.readouterr().err
 
 
 def test_default_threads(monkeypatch):
