@@ -227,11 +227,7 @@ def read_camera_file(path: str | Path) -> dict:
             other than radial-tangential (pinhole + OpenCV coefficients).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"intrinsics file {path} does not exist; pass an existing YAML file")
-    with open(path, "rb") as f:
-        opencv = f.read(16).lstrip().startswith(b"%YAML")
-    data = _read_opencv_yaml(path) if opencv else read_yaml_mapping(path, "intrinsics file", _NATIVE_KEYS)
+    data = read_calibration_yaml(path)
     prefix = next((p for p in ("Camera.", "Camera1.") if p + "fx" in data), None)
     try:
         if prefix is not None:  # ORB-SLAM settings
@@ -278,29 +274,51 @@ def read_camera_file(path: str | Path) -> dict:
             "distortion": check_distortion(dist, f"{path} distortion")}
 
 
-def _read_opencv_yaml(path: Path) -> dict:
-    """Top-level entries of an OpenCV FileStorage YAML file: numbers, strings, lists, matrices."""
+def read_calibration_yaml(path: str | Path, what: str = "intrinsics file") -> dict:
+    """The top-level mapping of a calibration YAML file: OpenCV FileStorage files (``%YAML:1.0`` header,
+    which PyYAML refuses) are read with ``cv2.FileStorage``, others with PyYAML.
+
+    Raises:
+        InputError: missing or unreadable file, naming ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist; pass an existing YAML file")
+    with open(path, "rb") as f:
+        opencv = f.read(16).lstrip().startswith(b"%YAML")
+    return _read_opencv_yaml(path, what) if opencv else read_yaml_mapping(path, what, _NATIVE_KEYS)
+
+
+def _read_opencv_yaml(path: Path, what: str) -> dict:
+    """An OpenCV FileStorage YAML file as plain values: numbers, strings, lists, nested mappings;
+    ``!!opencv-matrix`` entries become flat lists of their data."""
     import cv2
 
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
     except cv2.error as err:
-        raise InputError(f"intrinsics file {path} is not valid OpenCV YAML: {str(err).strip()[:200]}") from err
+        raise InputError(f"{what} {path} is not valid OpenCV YAML: {str(err).strip()[:200]}") from err
     if not fs.isOpened():
-        raise InputError(f"intrinsics file {path} cannot be read as OpenCV YAML")
-    out: dict = {}
-    for key in fs.root().keys():
-        node = fs.getNode(key)
+        raise InputError(f"{what} {path} cannot be read as OpenCV YAML")
+
+    def value(node):
         if node.isInt():
-            out[key] = int(node.real())
-        elif node.isReal():
-            out[key] = node.real()
-        elif node.isString():
-            out[key] = node.string()
-        elif node.isSeq():
-            out[key] = [node.at(i).real() for i in range(node.size())]
-        elif node.isMap() and {"rows", "cols", "dt", "data"} <= set(node.keys()):  # !!opencv-matrix
-            out[key] = node.mat().reshape(-1).tolist()
+            return int(node.real())
+        if node.isReal():
+            return node.real()
+        if node.isString():
+            return node.string()
+        if node.isSeq():
+            return [value(node.at(i)) for i in range(node.size())]
+        if node.isMap():
+            keys = node.keys()
+            if {"rows", "cols", "dt", "data"} <= set(keys):  # !!opencv-matrix
+                return node.mat().reshape(-1).tolist()
+            return {k: value(node.getNode(k)) for k in keys}
+        return None
+
+    root = fs.root()
+    out = {key: value(root.getNode(key)) for key in root.keys()}
     fs.release()
     return out
 

@@ -80,6 +80,15 @@ def test_euroc_runs_from_the_cli(tmp_path, capsys, monkeypatch):
     assert "euroc_V1_tiny_cam0" in capsys.readouterr().out
 
 
+def test_euroc_sensor_yaml_with_an_opencv_header(tmp_path):
+    """Some EuRoC-style exports start with ``%YAML:1.0`` (OpenCV FileStorage), which PyYAML refuses."""
+    _, T_world_cam = write_euroc(tmp_path / "seq", frames=4, gt_starts_at=0)
+    sensor = tmp_path / "seq" / "mav0" / "cam0" / "sensor.yaml"
+    sensor.write_text("%YAML:1.0\n" + sensor.read_text())
+    seq = load_sequence(tmp_path / "seq")
+    np.testing.assert_allclose(seq.gt.T_world_cam, T_world_cam, atol=1e-9)
+
+
 def test_euroc_errors(tmp_path):
     from mono_metric.errors import InputError
 

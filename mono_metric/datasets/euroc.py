@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mono_metric.camera import Camera, read_camera_file
+from mono_metric.camera import Camera, read_calibration_yaml, read_camera_file
 from mono_metric.datasets.base import Sequence, read_rgb, select
 from mono_metric.datasets.tum import associate
-from mono_metric.errors import InputError, read_yaml_mapping
+from mono_metric.errors import InputError
 from mono_metric.geometry import make_se3, quat_to_rotmat
 from mono_metric.types import Frame, Trajectory
 
@@ -60,7 +60,7 @@ def read_body_poses(path: Path) -> Trajectory:
 
 def read_T_body_sensor(sensor_yaml: Path) -> np.ndarray:
     """(4, 4) ``T_BS`` (sensor to body) of a EuRoC ``sensor.yaml``."""
-    data = read_yaml_mapping(sensor_yaml, "EuRoC sensor file", "T_BS, intrinsics, ...")
+    data = read_calibration_yaml(sensor_yaml, "EuRoC sensor file")
     T = data.get("T_BS")
     values = T.get("data") if isinstance(T, dict) else T
     try:
