@@ -144,7 +144,7 @@ def save_depth_preview(path: str | Path, image: np.ndarray, depth_m: np.ndarray,
     d = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, np.nan)
     cmap = plt.get_cmap(DEPTH_CMAP).with_extremes(bad="black")
     width_in = 11.0
-    fig, axes = plt.subplots(1, 2, figsize=(width_in, width_in / 2 * h / w + 0.9), dpi=100)
+    fig, axes = plt.subplots(1, 2, figsize=(width_in, width_in / 2 * h / w + 0.7), dpi=100, layout="constrained")
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=9)
     shown = axes[1].imshow(d, cmap=cmap, vmin=range_m[0], vmax=range_m[1], interpolation="nearest")

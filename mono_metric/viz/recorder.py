@@ -7,8 +7,9 @@ metres; timelines ``frame`` (index) and ``time`` (the frame's timestamp, s)):
 * ``world/camera`` (per frame): ``Transform3D`` = the pose ``T_world_cam`` as tracked (online);
   ``world/camera/image``: its ``Pinhole`` (frustum), the image (JPEG) and ``features`` (``Points2D``, the
   keyframe corners tracked into this frame).
-* ``keyframe/depth`` (per keyframe): ``DepthImage`` in metres over one colour range per run (rerun's turbo,
-  near = blue; hover shows metres), ``keyframe/depth_scale``: the colour bar with metre ticks (static);
+* ``keyframe/depth`` (per keyframe): ``EncodedDepthImage`` (16-bit PNG in millimetres, ``meter`` = 1000, at
+  most 640 px wide) over one colour range per run (rerun's turbo, near = blue; hover shows metres),
+  ``keyframe/depth_scale``: the colour bar with metre ticks (static);
   ``world/map/kf_NNNNNN``: the keyframe's depth back-projected to coloured points; ``world/trajectory``:
   the trajectory so far (the final poses at the end, as written to ``trajectory_tum.txt``);
   ``world/keyframes``: keyframe centres.
@@ -61,15 +62,18 @@ class RerunRecorder:
         application_id: rerun application id (the viewer groups recordings by it).
         jpeg_quality: images are stored as JPEG of this quality (0-100).
         max_points_per_keyframe: back-projected depth points kept per keyframe (subsampled on a grid).
+        depth_max_width: keyframe depth images wider than this are stored downscaled (nearest pixel).
     """
 
     def __init__(self, path: str | Path | None = None, spawn: bool = False, connect: str | None = None,
-                 application_id: str = "mono_metric", jpeg_quality: int = 85, max_points_per_keyframe: int = 20000):
+                 application_id: str = "mono_metric", jpeg_quality: int = 85, max_points_per_keyframe: int = 10000,
+                 depth_max_width: int = 640):
         rr = _rerun()
         if path is None and not spawn and connect is None:
             raise InputError("RerunRecorder needs a path (.rrd), spawn=True or connect=ADDRESS")
         self.rr, self.path = rr, None if path is None else Path(path)
         self.jpeg_quality, self.max_points = int(jpeg_quality), int(max_points_per_keyframe)
+        self.depth_max_width = int(depth_max_width)
         self.rec = rr.RecordingStream(application_id, recording_id=str(uuid.uuid4()))
         sinks = []
         if self.path is not None:
@@ -80,7 +84,7 @@ class RerunRecorder:
             sinks.append(rr.GrpcSink())
         if connect is not None:
             sinks.append(rr.GrpcSink(grpc_url(connect)))
-        self.rec.set_sinks(*sinks)
+        self.rec.set_sinks(*sinks, default_blueprint=layout())
         self.camera = None
         self.depth_range_m: tuple[float, float] | None = None
         self.max_depth_m: float | None = None
@@ -192,8 +196,13 @@ class RerunRecorder:
         if self.depth_range_m is None:  # one colour range per run, from the first keyframe
             self.depth_range_m = depth_range_m(np.where(valid, depth, 0), self.max_depth_m)
             rec.log("keyframe/depth_scale", rr.Image(depth_colorbar(self.depth_range_m)), static=True)
-        rec.log("keyframe/depth", rr.DepthImage(np.where(valid, depth, 0), meter=1.0, colormap="turbo",
-                                                depth_range=self.depth_range_m))
+        mm = np.clip(np.round(np.where(valid, depth, 0) * 1000.0), 0, 65535).astype(np.uint16)
+        if mm.shape[1] > self.depth_max_width:  # a 16-bit PNG at most this wide: ~0.1 MB per keyframe
+            h = round(mm.shape[0] * self.depth_max_width / mm.shape[1])
+            mm = cv2.resize(mm, (self.depth_max_width, h), interpolation=cv2.INTER_NEAREST)
+        rec.log("keyframe/depth", rr.EncodedDepthImage(cv2.imencode(".png", mm)[1].tobytes(), media_type="image/png",
+                                                       meter=1000.0, colormap="turbo",
+                                                       depth_range=[1000 * v for v in self.depth_range_m]))
         T = np.asarray(result.T_world_cam, np.float64)
         step = max(1, int(np.ceil(np.sqrt(valid.sum() / max(self.max_points, 1)))))
         v, u = np.nonzero(valid[::step, ::step])
@@ -209,6 +218,23 @@ class RerunRecorder:
                                                         radii=rr.Radius.ui_points(1.5)))
             centres = np.array([k.T_world_cam[:3, 3] for k in odometry.keyframes()]).reshape(-1, 3)
             rec.log("world/keyframes", rr.Points3D(centres, colors=[[255, 160, 0]], radii=rr.Radius.ui_points(4.0)))
+
+
+def layout():
+    """The viewer's default layout: the 3D map left; the camera image with its features, the keyframe depth
+    with its colour bar, the inlier plot and the log right."""
+    import rerun.blueprint as rrb
+
+    return rrb.Blueprint(rrb.Horizontal(
+        rrb.Spatial3DView(origin="world", name="map (first camera frame)"),
+        rrb.Vertical(
+            rrb.Spatial2DView(origin="world/camera/image", name="image and tracked features"),
+            rrb.Horizontal(rrb.Spatial2DView(origin="keyframe/depth", name="keyframe depth"),
+                           rrb.Spatial2DView(origin="keyframe/depth_scale", name="metres"), column_shares=[5, 1]),
+            rrb.Horizontal(rrb.TimeSeriesView(origin="plots", name="inliers / tracked"),
+                           rrb.Vertical(rrb.TextLogView(origin="log", name="log"),
+                                        rrb.TextDocumentView(origin="info", name="info")))),
+        column_shares=[3, 2]))
 
 
 def depth_colorbar(range_m: tuple[float, float], height: int = 256, width: int = 120) -> np.ndarray:
