@@ -210,3 +210,40 @@ def test_report_in_headless_chromium(recorded_run, tmp_path):
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[:2] == (2000, 1200) and img.std() > 20
     assert (np.abs(img.astype(int) - img.mean(axis=2, keepdims=True)) > 40).any(axis=2).sum() > 5000  # colour
+
+
+@pytest.mark.slow
+def test_rerun_connect_streams_to_a_running_server(tmp_path):
+    """``--rerun-connect`` streams to a running rerun gRPC server (here ``rerun --save``, no window)."""
+    import signal
+    import socket
+    import time
+
+    from mono_metric.viz import read_recording
+    from mono_metric.viz.recorder import viewer_executable
+
+    exe = viewer_executable() or shutil.which("rerun")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    saved = tmp_path / "streamed.rrd"
+    server = subprocess.Popen([exe, "--save", str(saved), "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        spec = "synthetic:room?seed=2&frames=6&width=320&height=240"
+        assert main(["run", spec, "--out", str(tmp_path / "run"), "--quiet", "--depth", "gt",
+                     "--rerun-connect", f"127.0.0.1:{port}"]) == 0
+        deadline = time.time() + 30
+        while time.time() < deadline and not (saved.is_file() and "/world/mesh" in read_recording(saved)):
+            time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    tables = read_recording(saved)
+    assert tables["/world/camera"].column("frame").to_pylist() == list(range(6)) and "/world/mesh" in tables

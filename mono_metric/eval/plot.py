@@ -93,7 +93,8 @@ def plot_trajectory(path: str | Path, est: Trajectory, gt: Trajectory | None = N
     names = "xyz"
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), dpi=100, gridspec_kw={"width_ratios": [1, 1]})
     for ax, (a, b), view in ((axes[0], (ta, tb), f"top view (from above, up = {'-+'[up_sign > 0]}{names[up]})"),
-                             (axes[1], (sa, sb), f"side view (up = {'-+'[up_sign > 0]}{names[up]})")):
+                             (axes[1], (sa, sb), f"side view (up = {'-+'[up_sign > 0]}{names[up]}; height "
+                                                 "exaggerated when small)")):
         if gt is not None:
             ax.plot(gt.positions[:, a], gt.positions[:, b], "-", color="0.25", lw=2.2, label="ground truth")
         ax.plot(P[:, a], P[:, b], "-", color="tab:red", lw=1.4, label="estimate")
@@ -108,12 +109,16 @@ def plot_trajectory(path: str | Path, est: Trajectory, gt: Trajectory | None = N
         ax.plot(P[0, a], P[0, b], "o", color="tab:green", ms=7, label="start")
         ax.set_xlabel(f"{names[a]} [m]")
         ax.set_ylabel(f"{names[b]} [m]")
+        if ax is axes[0]:  # to scale, with a scale bar
+            ax.set_aspect("equal", adjustable="datalim")
+            _scale_bar(ax, extent)
+        else:  # the height at least 10 % of the top view's extent, so that noise does not fill the plot
+            mid, half = 0.5 * (ref[:, b].max() + ref[:, b].min()), max(0.55 * np.ptp(ref[:, b]), 0.05 * extent)
+            ax.set_ylim(mid - half, mid + half)
         if b == up and up_sign < 0:  # e.g. camera frames (and KITTI's ground truth): y points down
             ax.invert_yaxis()
-        ax.set_aspect("equal", adjustable="datalim")
         ax.grid(True, alpha=0.3)
         ax.set_title(view, fontsize=10)
-        _scale_bar(ax, extent)
     axes[0].legend(loc="best", fontsize=8)
     if gt is not None:
         frame = "estimate aligned to ground truth by SE(3) (rotation + translation, no scale)"

@@ -21,6 +21,8 @@ metres; timelines ``frame`` (index) and ``time`` (the frame's timestamp, s)):
 """
 from __future__ import annotations
 
+import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -39,6 +41,14 @@ def _rerun():
     except ImportError as err:
         raise InputError("the rerun recording needs rerun-sdk; install it with pip install 'mono_metric[viz]'") from err
     return rr
+
+
+def viewer_executable() -> str | None:
+    """The ``rerun`` viewer: on PATH, else the one installed beside this Python (a venv not activated)."""
+    if shutil.which("rerun"):
+        return None  # rerun finds it
+    beside = Path(sys.executable).parent / "rerun"
+    return str(beside) if beside.is_file() else None
 
 
 def grpc_url(address: str) -> str:
@@ -80,7 +90,7 @@ class RerunRecorder:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             sinks.append(rr.FileSink(str(self.path)))
         if spawn:
-            rr.spawn(connect=False)
+            rr.spawn(connect=False, executable_path=viewer_executable())
             sinks.append(rr.GrpcSink())
         if connect is not None:
             sinks.append(rr.GrpcSink(grpc_url(connect)))
@@ -271,8 +281,13 @@ def read_recording(path: str | Path) -> dict[str, "pyarrow.Table"]:
     _rerun()
     from rerun.chunk import RrdReader
 
+    import warnings
+
     batches: dict[str, list] = {}
-    for chunk in RrdReader(str(path)).stream():
+    with warnings.catch_warnings():  # a streamed file (rerun --save) has no footer: read by a whole-file scan
+        warnings.filterwarnings("ignore", message=".*no footer/manifest.*")
+        chunks = list(RrdReader(str(path)).stream())
+    for chunk in chunks:
         batches.setdefault(chunk.entity_path, []).append(chunk.to_record_batch())
     tables = {}
     for entity, parts in batches.items():
