@@ -35,6 +35,11 @@ def _table(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th>{cell(v)}</tr>" for k, v in rows) + "</table>"
 
 
+def _label(key: str) -> str:
+    """'accuracy_median_m' -> 'accuracy median [m]'."""
+    return key[:-2].replace("_", " ") + " [m]" if key.endswith("_m") else key.replace("_", " ")
+
+
 def _metric_rows(m: dict) -> list[tuple[str, object]]:
     a = m["ate"]
     rows: list[tuple[str, object]] = [("frames evaluated", m["frames"]), ("path length [m]", m["path_length_m"]),
@@ -88,7 +93,7 @@ def write_report(out_dir: str | Path, summary: dict) -> Path:
                       ("where the intrinsics came from", cam.get("note", "")),
                       ("undistorted with", cam.get("undistorted_with") or "not undistorted")])]
     if "map" in s:
-        parts += ["<h2>Map</h2>", _table([(k.replace("_", " "), v) for k, v in s["map"].items()])]
+        parts += ["<h2>Map</h2>", _table([(_label(k), v) for k, v in s["map"].items()])]
     if s.get("frames_note"):
         parts.append(f"<p class='note'>{html.escape(s['frames_note'])}</p>")
     stages = ("load", "depth", "tracking", "fusion", "tracking_features", "tracking_pose", "tracking_ba", "tracking_icp")
