@@ -247,3 +247,14 @@ def test_rerun_connect_streams_to_a_running_server(tmp_path):
         server.wait(timeout=30)
     tables = read_recording(saved)
     assert tables["/world/camera"].column("frame").to_pylist() == list(range(6)) and "/world/mesh" in tables
+
+
+def test_recording_and_previews_share_one_depth_range(recorded_run):
+    """The recording's colour range is the one depth/*.png use: from the first keyframe's depth."""
+    from mono_metric import load_sequence
+    from mono_metric.config import load_config
+    from mono_metric.viz import read_recording
+
+    ranges = read_recording(recorded_run / "run.rrd")["/keyframe/depth"].column("EncodedDepthImage:depth_range")
+    expected = depth_range_m(load_sequence(SPEC)[0].depth_m, load_config(recorded_run / "config.yaml").depth.max_depth_m)
+    np.testing.assert_allclose(np.array(ranges[0].as_py()[0]) / 1000.0, expected)

@@ -144,6 +144,8 @@ def save_depth_preview(path: str | Path, image: np.ndarray, depth_m: np.ndarray,
             compare across frames.
         title: caption (e.g. the frame number).
     """
+    if image.ndim != 3 or image.shape[2] != 3 or depth_m.shape != image.shape[:2]:
+        raise ValueError(f"expected an (H, W, 3) image and (H, W) depth, got {image.shape} and {depth_m.shape}")
     plt = _pyplot()
     h, w = depth_m.shape
     d = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, np.nan)

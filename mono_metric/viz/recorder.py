@@ -203,8 +203,8 @@ class RerunRecorder:
         valid = np.isfinite(depth) & (depth > 0)
         if self.max_depth_m:
             valid &= depth < self.max_depth_m
-        if self.depth_range_m is None:  # one colour range per run, from the first keyframe
-            self.depth_range_m = depth_range_m(np.where(valid, depth, 0), self.max_depth_m)
+        if self.depth_range_m is None:  # one colour range per run, from the first keyframe (as depth/*.png)
+            self.depth_range_m = depth_range_m(depth, self.max_depth_m)
             rec.log("keyframe/depth_scale", rr.Image(depth_colorbar(self.depth_range_m)), static=True)
         mm = np.clip(np.round(np.where(valid, depth, 0) * 1000.0), 0, 65535).astype(np.uint16)
         if mm.shape[1] > self.depth_max_width:  # a 16-bit PNG at most this wide: ~0.1 MB per keyframe
