@@ -258,3 +258,13 @@ def test_recording_and_previews_share_one_depth_range(recorded_run):
     ranges = read_recording(recorded_run / "run.rrd")["/keyframe/depth"].column("EncodedDepthImage:depth_range")
     expected = depth_range_m(load_sequence(SPEC)[0].depth_m, load_config(recorded_run / "config.yaml").depth.max_depth_m)
     np.testing.assert_allclose(np.array(ranges[0].as_py()[0]) / 1000.0, expected)
+
+
+def test_rerun_missing_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rerun", None)  # as if rerun-sdk were not installed
+    assert main(["run", SPEC, "--out", str(tmp_path), "--quiet", "--depth", "gt", "--rerun", str(tmp_path / "x.rrd")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'mono_metric[viz]'" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "trajectory_tum.txt").exists()  # refused before the run started
