@@ -103,7 +103,7 @@ def test_demo_small(tmp_path, capsys):
 
     tables = read_recording(tmp_path / "demo" / "recording.rrd")  # the demo's rerun recording
     assert tables["/world/camera"].column("frame").to_pylist() == list(range(25)) and "/world/mesh" in tables
-    assert "rerun recording" in out and (tmp_path / "demo" / "report.html").is_file()
+    assert "rerun recording" in out and "rerun recording.rrd" in (tmp_path / "demo" / "report.html").read_text()
 
 
 def test_killed_run_leaves_a_readable_partial_trajectory(tmp_path):

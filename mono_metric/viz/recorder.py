@@ -115,8 +115,9 @@ class RerunRecorder:
         rr, rec = self.rr, self.rec
         self.camera, self.max_depth_m = camera, max_depth_m
         rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Y_DOWN, static=True)
+        frustum_m = float(np.clip((max_depth_m or 10.0) / 30.0, 0.1, 3.0))  # 0.33 m indoors, 2.7 m on roads
         rec.log("world/camera/image", rr.Pinhole(image_from_camera=camera.K, resolution=[camera.width, camera.height],
-                                                 image_plane_distance=0.3), static=True)
+                                                 image_plane_distance=frustum_m), static=True)
         text = (f"# {name}\n\nMap frame: the first camera (x right, y down, z forward), metres.\n\n"
                 f"Camera: fx {camera.fx:.1f}, fy {camera.fy:.1f}, cx {camera.cx:.1f}, cy {camera.cy:.1f} px, "
                 f"{camera.width}x{camera.height} ({note or 'intrinsics given with the data'}).\n")

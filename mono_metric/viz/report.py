@@ -104,10 +104,13 @@ def write_report(out_dir: str | Path, summary: dict) -> Path:
                         ("overall fps", t["overall_fps"]), ("depth calls per frame", t["depth_calls_per_frame"]),
                         ("total [s]", t["total_s"])])]
     files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != "report.html")
-    parts += ["<h2>Files</h2><p>" + ", ".join(html.escape(f) for f in files) + "</p>",
-              "<details><summary>summary as JSON</summary><pre>"
-              + html.escape(json.dumps({k: v for k, v in s.items() if k != "metrics"}, indent=1, default=str))
-              + "</pre></details>"]
+    recordings = [f for f in files if f.endswith(".rrd")]
+    parts += ["<h2>Files</h2><p>" + ", ".join(html.escape(f) for f in files) + "</p>"]
+    parts += [f"<p>rerun recording: <code>{html.escape(f)}</code>; open it with <code>rerun {html.escape(f)}</code> "
+              "(pip install 'mono_metric[viz]').</p>" for f in recordings]
+    parts.append("<details><summary>summary as JSON</summary><pre>"
+                 + html.escape(json.dumps({k: v for k, v in s.items() if k != "metrics"}, indent=1, default=str))
+                 + "</pre></details>")
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(s['sequence'])}"
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
     path = out / "report.html"
