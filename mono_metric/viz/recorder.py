@@ -2,7 +2,8 @@
 tracked features, keyframe depth, points, the trajectory and the mesh in the rerun viewer.
 
 Entities (all 3D ones in the map frame ``world`` = the first camera's frame, x right, y down, z forward,
-metres; timelines ``frame`` (index) and ``time`` (the frame's timestamp, s)):
+metres; timelines ``frame`` (index, the default) and ``time`` (the frame's timestamp: a date when it
+counts seconds since 1970, else seconds)):
 
 * ``world/camera`` (per frame): ``Transform3D`` = the pose ``T_world_cam`` as tracked (online);
   ``world/camera/image``: its ``Pinhole`` (frustum), the image (JPEG) and ``features`` (``Points2D``, the
@@ -196,7 +197,10 @@ class RerunRecorder:
     # ----------------------------------------------------------------- internals
     def _time(self, index: int, timestamp: float) -> None:
         self.rec.set_time("frame", sequence=int(index))
-        self.rec.set_time("time", duration=float(timestamp))
+        if timestamp > 1e8:  # seconds since 1970 (TUM, EuRoC, phone videos): shown as dates
+            self.rec.set_time("time", timestamp=float(timestamp))
+        else:  # seconds from the start of the sequence (KITTI, image folders, synthetic)
+            self.rec.set_time("time", duration=float(timestamp))
 
     def _keyframe(self, frame, result, odometry) -> None:
         rr, rec = self.rr, self.rec
@@ -245,7 +249,7 @@ def layout():
             rrb.Horizontal(rrb.TimeSeriesView(origin="plots", name="inliers / tracked"),
                            rrb.Vertical(rrb.TextLogView(origin="log", name="log"),
                                         rrb.TextDocumentView(origin="info", name="info")))),
-        column_shares=[3, 2]))
+        column_shares=[3, 2]), rrb.TimePanel(timeline="frame"))
 
 
 def depth_colorbar(range_m: tuple[float, float], height: int = 256, width: int = 120) -> np.ndarray:
