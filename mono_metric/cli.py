@@ -19,7 +19,7 @@ REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from mono_metric.eval.pairing import pair_trajectories, read_trajectory
-    from mono_metric.eval.plot import plot_top_view
+    from mono_metric.eval.plot import plot_trajectory
     from mono_metric.eval.trajectory import evaluate_trajectory, format_metrics
 
     gt, est = read_trajectory(args.gt, args.format), read_trajectory(args.est, args.format)
@@ -30,7 +30,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_top_view(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]), title=Path(args.est).name)
+    plot_trajectory(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
+                    ate_rmse_m=metrics["ate"]["rmse_m"], title=Path(args.est).name)
     print(format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'trajectory.png'}")
     return 0
@@ -77,10 +78,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(seq, "gt_note", None):
         print(f"{seq.name}: ground truth: {seq.gt_note}")
     pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet, resume=args.resume,
-                                snapshot_every_s=args.snapshot_every)
+                                snapshot_every_s=args.snapshot_every, recorder=_recorder(args))
     summary = pipeline.run()
     _print_summary(summary)
+    if args.rerun:
+        print(f"rerun recording: {args.rerun} (open it with: rerun {args.rerun})")
     return 0
+
+
+def _recorder(args: argparse.Namespace):
+    """A :class:`RerunRecorder` for ``--rerun FILE`` / ``--rerun-spawn`` / ``--rerun-connect ADDR``, or None."""
+    if not (args.rerun or args.rerun_spawn or args.rerun_connect):
+        return None
+    from mono_metric.viz.recorder import RerunRecorder
+
+    return RerunRecorder(args.rerun, spawn=args.rerun_spawn, connect=args.rerun_connect)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -169,9 +181,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(config, args.depth)
     print(f"depth: {cfg.depth.source}" + (" (embedded, trained on the synthetic world; no download)"
                                           if cfg.depth.source == "mono_metric_tiny" else ""))
-    summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet).run()
+    recorder = None
+    try:
+        from mono_metric.viz.recorder import RerunRecorder
+
+        recorder = RerunRecorder(out / "recording.rrd")
+    except InputError as err:  # rerun-sdk not installed: the demo runs without a recording
+        print(f"no rerun recording: {err}")
+    summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet, recorder=recorder).run()
     seq.export_mesh(out / "scene_gt_mesh.ply")
     _print_summary(summary)
+    if recorder is not None:
+        print(f"rerun recording: {out / 'recording.rrd'} (open it with: rerun {out / 'recording.rrd'})")
     print(f"total {time.perf_counter() - t0:.1f} s; ground-truth scene mesh: {out / 'scene_gt_mesh.ply'}")
     return 0
 
@@ -365,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a killed run in --out from its last snapshot (same data and options)")
     r.add_argument("--snapshot-every", type=float, default=30.0, metavar="S",
                    help="snapshot the run on the first keyframe after S seconds (0: every keyframe)")
+    r.add_argument("--rerun", metavar="FILE.rrd", help="write a rerun recording of the run (needs the viz extra: "
+                   "pip install 'mono_metric[viz]'; open it with: rerun FILE.rrd)")
+    r.add_argument("--rerun-spawn", action="store_true", help="start a rerun viewer and stream the run to it")
+    r.add_argument("--rerun-connect", metavar="ADDR", help="stream the run to a running rerun viewer at ADDR "
+                   "(host:port, e.g. 127.0.0.1:9876, or a rerun+http:// URL)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_threads(r)
 

@@ -3,11 +3,14 @@
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
 so an interrupted run keeps what it had; rewritten at the end with the keyframes' final poses, see
 :meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
-``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
-(the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
-``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``; ``summary.json`` (what :meth:`OdometryPipeline.run`
-returns, with ``warnings``: lines printed at the start about the settings, e.g. the embedded model on real
-images).
+``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews (image beside depth,
+one colour range per run), ``camera.yaml`` (the intrinsics used; ``calibration.json`` after
+self-calibration), ``trajectory.png`` (top and side view), ``report.html`` and ``summary.json`` (what
+:meth:`OdometryPipeline.run` returns, with ``warnings``: lines printed at the start about the settings, e.g. the
+embedded model on real images); when ground truth exists also ``metrics.json``, ``gt_tum.txt`` and
+``T_world_first_cam.txt``. Trajectories, mesh and cloud are in the map frame = the first camera's frame;
+``gt_tum.txt`` is in the ground truth's world frame, and ``T_world_first_cam.txt`` (4x4) maps map-frame points
+into it (no alignment fitted).
 """
 from __future__ import annotations
 
@@ -23,10 +26,9 @@ from tqdm import tqdm
 from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
-from mono_metric.depth.export import colorize_depth
 from mono_metric.depth.sources import TINY_REAL_WARNING, make_depth_source
 from mono_metric.errors import InputError
-from mono_metric.eval.plot import plot_top_view
+from mono_metric.eval.plot import depth_range_m, plot_trajectory, save_depth_preview
 from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
 from mono_metric.mapping.tsdf import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
@@ -34,6 +36,7 @@ from mono_metric.odometry import Odometry
 from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot
 from mono_metric.types import Trajectory, format_kitti, format_tum
 from mono_metric.undistort import CameraAdjusted
+from mono_metric.viz.report import write_report
 
 STAGES = ("load", "depth", "tracking", "fusion")  # tracking includes features, pose and ba (reported too)
 
@@ -50,11 +53,14 @@ class OdometryPipeline:
             config) when there is one.
         snapshot_every_s: take a snapshot on the first keyframe after this many seconds (0: on every
             keyframe; None: never); the gap grows to 10x the last snapshot's duration for big maps.
+        recorder: logs the run as it goes, e.g. a :class:`mono_metric.viz.RerunRecorder` (its ``begin``,
+            ``log_frame`` and ``end`` are called), or None.
     """
 
     def __init__(self, sequence: Sequence, config: Config, out_dir: str | Path, progress: bool = True,
-                 resume: bool = False, snapshot_every_s: float | None = 30.0):
+                 resume: bool = False, snapshot_every_s: float | None = 30.0, recorder=None):
         self.sequence, self.config, self.progress = sequence, config.validate(), progress
+        self.recorder, self._depth_range = recorder, None
         self.resume, self.snapshot_every_s = resume, snapshot_every_s
         self.out_dir = Path(out_dir)
         try:
@@ -104,6 +110,9 @@ class OdometryPipeline:
         warnings = self.warnings()
         for w in warnings:
             tqdm.write(w, file=sys.stderr)
+        rec = self.recorder
+        if rec is not None:
+            rec.begin(seq.name, seq.camera, seq.gt, cfg.depth.max_depth_m, self.camera_info["note"])
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         mcfg = cfg.mapping
         tsdf = cloud = None
@@ -157,6 +166,8 @@ class OdometryPipeline:
                 timings["tracking"] += time.perf_counter() - t1 - (timings["depth"] - depth_before)
                 statuses.append(result.status)
                 _append(files, frame.timestamp, result.T_world_cam, result.keyframe)
+                if rec is not None:
+                    rec.log_frame(frame, result, odo)
                 if result.keyframe:
                     t2 = time.perf_counter()
                     if tsdf is not None and result.status != "lost":
@@ -187,7 +198,8 @@ class OdometryPipeline:
             raise InputError(self._no_depth_message(depth_calls))
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
-                   "camera": self.camera_info, "out_dir": str(self.out_dir), "warnings": warnings}
+                   "camera": self.camera_info, "depth_source": cfg.depth.source, "out_dir": str(self.out_dir),
+                   "warnings": warnings}
         if getattr(self.sequence, "gt_note", None):
             summary["gt_note"] = self.sequence.gt_note
         t3 = time.perf_counter()
@@ -199,6 +211,9 @@ class OdometryPipeline:
             summary["map"] = {"fused_keyframes": tsdf.frames, "voxel_blocks": tsdf.block_count,
                               "triangles": len(mesh.triangles)}
         timings["fusion"] += time.perf_counter() - t3
+        est = odo.trajectory()
+        if rec is not None:
+            rec.end(est, mesh)
         wall = time.perf_counter() - t_start
         timings.update({f"tracking_{k}": v for k, v in odo.timings_s.items()})  # parts of 'tracking'
         timings_out = {f"{k}_ms_per_frame": v / max(n, 1) * 1000.0 for k, v in timings.items()}
@@ -206,23 +221,33 @@ class OdometryPipeline:
                            depth_calls=depth_calls, depth_calls_per_frame=depth_calls / max(n, 1))
         (self.out_dir / "timings.json").write_text(json.dumps(timings_out, indent=2))
         summary["timings"] = timings_out
+        plot_args = dict(keyframes=[k.index for k in odo.keyframes()], lost_spans=summary["lost_spans"], title=seq.name)
         m = 0 if seq.gt is None else min(n, len(seq.gt))  # the ground truth may end before the frames
         if m > 2:
             gt = seq.gt[:m]
-            est = odo.trajectory()[:m]
+            est = est[:m]
             metrics = evaluate_trajectory(gt, est)
             metrics["warnings"] = warnings
             gt.write_tum(self.out_dir / "gt_tum.txt")
-            plot_top_view(self.out_dir / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
-                          title=seq.name)
+            # The map frame (first camera) in the ground truth's world, anchored at the first frame (no alignment
+            # fitted): metric scale errors show in the map.
+            T_world_first_cam = gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])
+            np.savetxt(self.out_dir / "T_world_first_cam.txt", T_world_first_cam, fmt="%.9f",
+                       header="4x4 T_world_first_cam: map-frame (first camera) points, e.g. of mesh.ply, cloud.ply and "
+                              "trajectory_tum.txt, into the world frame of gt_tum.txt and the scene mesh")
+            summary["T_world_first_cam"] = T_world_first_cam.tolist()
+            plot_trajectory(self.out_dir / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
+                            ate_rmse_m=metrics["ate"]["rmse_m"], **plot_args)
             summary["metrics"] = metrics
             gt_mesh = seq.gt_mesh()
             if mesh is not None and gt_mesh is not None and len(mesh.triangles):
-                # Anchored at the first frame (no alignment fitted): metric scale errors show in the map.
-                summary["map"].update(mesh_accuracy(mesh, gt_mesh, gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])))
+                summary["map"].update(mesh_accuracy(mesh, gt_mesh, T_world_first_cam))
                 metrics["map"] = summary["map"]
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        elif n:
+            plot_trajectory(self.out_dir / "trajectory.png", est, **plot_args)
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        write_report(self.out_dir, summary)
         clear_snapshots(self.out_dir)
         return summary
 
@@ -240,13 +265,16 @@ class OdometryPipeline:
                 f"far is in {self.out_dir}")
 
     def _preview(self, frame, depth_m: np.ndarray, kf_number: int) -> None:
-        """Write ``depth/kf_NNNNNN.png`` (image above coloured depth) for the first few keyframes."""
+        """Write ``depth/kf_NNNNNN.png`` (image beside coloured depth, colour bar in metres; the range is set by
+        the first keyframe and kept for the run) for the first few keyframes."""
         if kf_number >= self.config.mapping.depth_previews:
             return
+        if self._depth_range is None:
+            self._depth_range = depth_range_m(depth_m, self.config.depth.max_depth_m)
         folder = self.out_dir / "depth"
         folder.mkdir(exist_ok=True)
-        preview = np.concatenate([frame.image, colorize_depth(depth_m)], axis=0)
-        cv2.imwrite(str(folder / f"kf_{frame.index:06d}.png"), preview[:, :, ::-1])
+        save_depth_preview(folder / f"kf_{frame.index:06d}.png", frame.image, depth_m, self._depth_range,
+                           title=f"{self.sequence.name}: keyframe {kf_number}, frame {frame.index}")
 
 
 def _write_trajectories(files: dict, odo: Odometry) -> None:

@@ -96,11 +96,21 @@ class TSDFMap:
 
     def mesh(self, weight_threshold: float = 0.5) -> o3d.geometry.TriangleMesh:
         """Coloured triangle mesh of the zero level set (legacy Open3D mesh, on the CPU)."""
-        return self.grid.extract_triangle_mesh(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        mesh = self.grid.extract_triangle_mesh(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        mesh.vertex_colors = _unit_colors(mesh.vertex_colors)
+        return mesh
 
     def point_cloud(self, weight_threshold: float = 0.5) -> o3d.geometry.PointCloud:
         """Coloured surface points of the TSDF."""
-        return self.grid.extract_point_cloud(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        cloud = self.grid.extract_point_cloud(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        cloud.colors = _unit_colors(cloud.colors)
+        return cloud
+
+
+def _unit_colors(colors: o3d.utility.Vector3dVector) -> o3d.utility.Vector3dVector:
+    """Colours clipped to [0, 1]: the fused averages of white pixels come out at 1 + 1e-7 (float32), which
+    Open3D's PLY writer clamps with a warning on every run."""
+    return o3d.utility.Vector3dVector(np.clip(np.asarray(colors), 0.0, 1.0))
 
 
 class PointCloudAccumulator:
