@@ -226,6 +226,9 @@ class OdometryPipeline:
         if m > 2:
             gt = seq.gt[:m]
             est = est[:m]
+            if m < n:  # drawn over the frames with ground truth, as the metrics are
+                plot_args.update(keyframes=[k for k in plot_args["keyframes"] if k < m],
+                                 lost_spans=[[a, min(b, m - 1)] for a, b in plot_args["lost_spans"] if a < m])
             metrics = evaluate_trajectory(gt, est)
             metrics["warnings"] = warnings
             gt.write_tum(self.out_dir / "gt_tum.txt")
