@@ -15,7 +15,11 @@ import re
 from pathlib import Path
 
 from mono_metric.config import Config, config_from_dict
-from mono_metric.errors import InputError
+from mono_metric.errors import InputError, expected_message
+from mono_metric.outputs import json_safe, output_dir, read_marker, write_json
+from mono_metric.resume import has_snapshot
+
+ROW = "row.json"  # a finished sequence's summary row, kept by --resume
 
 FIELDS = ("input", "name", "status", "attempts", "frames", "keyframes", "lost_frames", "path_m", "ate_m",
           "scale_error_pct", "short_t_err_pct", "tracking_fps", "overall_fps", "depth_calls_per_frame", "out_dir", "error")
@@ -53,14 +57,31 @@ def result_names(inputs: list[str]) -> list[str]:
     return names
 
 
-def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict) -> dict:
-    """Run the pipeline on one sequence; returns its summary row (raises on failure)."""
+def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict, resume: bool = False) -> dict:
+    """Run the pipeline on one sequence; returns its summary row (raises on failure).
+
+    With ``resume``, a sequence that finished keeps its row (``row.json``) and one that was interrupted
+    continues from its snapshot; otherwise its folder is cleared first (also between attempts).
+    """
     from mono_metric.datasets import load_sequence
     from mono_metric.pipeline import OdometryPipeline
 
     out_dir = Path(out_root) / name
+    mark = read_marker(out_dir)
+    if resume and mark is not None and mark.get("state") == "finished" and (out_dir / ROW).is_file():
+        row = json.loads((out_dir / ROW).read_text())
+        if row.get("input") == item:
+            return row
     seq = load_sequence(item, **load_opts)
-    summary = OdometryPipeline(seq, config_from_dict(config), out_dir, progress=False).run()
+    keep = resume and has_snapshot(out_dir) and mark is not None
+    with output_dir(out_dir, "run", overwrite=not keep, resume=keep):
+        summary = OdometryPipeline(seq, config_from_dict(config), out_dir, progress=False, resume=keep).run()
+        row = _row(item, name, summary, out_dir)
+        write_json(out_dir / ROW, row)
+    return row
+
+
+def _row(item: str, name: str, summary: dict, out_dir: Path) -> dict:
     t, m = summary["timings"], summary.get("metrics")
     row = {"input": item, "name": name, "status": "ok", "frames": summary["frames"], "keyframes": summary["keyframes"],
            "lost_frames": summary["lost_frames"], "tracking_fps": t["tracking_fps"], "overall_fps": t["overall_fps"],
@@ -68,17 +89,17 @@ def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict) 
     if m:
         row.update(path_m=m["path_length_m"], ate_m=m["ate"]["rmse_m"], scale_error_pct=100 * m["ate"]["scale_error"],
                    short_t_err_pct=m["kitti_short"]["t_err_pct"])
-    return row
+    return json_safe(row)
 
 
 def _failed(item: str, name: str, err: BaseException, attempts: int) -> dict:
-    text = f"{type(err).__name__}: {err}".strip()
+    text = expected_message(err) or f"{type(err).__name__}: {err}".strip()
     return {"input": item, "name": name, "status": "failed", "attempts": attempts, "error": text.splitlines()[-1]}
 
 
 def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: bool | None = None,
               ray_address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
-              retries: int = 1, load_opts: dict | None = None, log=print) -> list[dict]:
+              retries: int = 1, load_opts: dict | None = None, log=print, resume: bool = False) -> list[dict]:
     """Run every input; returns the summary rows (also written to ``summary.csv``/``summary.json``).
 
     Args:
@@ -91,6 +112,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
         retries: extra attempts of a failed sequence.
         load_opts: passed to ``load_sequence`` (e.g. ``kind``, ``stride``, ``fov_deg``).
         log: where progress lines go.
+        resume: keep finished sequences' rows and resume interrupted ones (see :func:`run_one`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,13 +121,15 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     if use_ray is None:
         use_ray = importlib.util.find_spec("ray") is not None
     if use_ray:
-        rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log)
+        rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log,
+                        resume)
     else:
         rows = []
         for item, name in zip(inputs, names):
             for attempt in range(1, retries + 2):
                 try:
-                    rows.append({**run_one(item, name, cfg, str(out), opts), "attempts": attempt})
+                    rows.append({**run_one(item, name, cfg, str(out), opts, resume and attempt == 1),
+                                 "attempts": attempt})
                     break
                 except Exception as err:  # noqa: BLE001 - one bad sequence must not stop the batch
                     log(f"{name}: attempt {attempt} failed: {type(err).__name__}: {err}")
@@ -116,7 +140,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     return rows
 
 
-def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -> list[dict]:
+def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, resume=False) -> list[dict]:
     try:
         import ray
     except ImportError as err:
@@ -126,7 +150,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_one)
     try:
-        pending = {task.remote(i, n, cfg, out, opts): (i, n, 1) for i, n in zip(inputs, names)}
+        pending = {task.remote(i, n, cfg, out, opts, resume): (i, n, 1) for i, n in zip(inputs, names)}
         done: dict[str, dict] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -149,7 +173,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -
 
 def write_summary(out: Path, rows: list[dict]) -> None:
     """``summary.json`` (all fields) and ``summary.csv`` (one row per sequence)."""
-    (out / "summary.json").write_text(json.dumps(rows, indent=2))
+    write_json(out / "summary.json", rows)
     with open(out / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         writer.writeheader()
