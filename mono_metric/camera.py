@@ -98,6 +98,10 @@ class Camera:
                        int(data["width"]), int(data["height"]))
         except KeyError as err:
             raise InputError(f"intrinsics file {path} lacks key {err}; needs fx, fy, cx, cy, width, height") from err
+        except (TypeError, ValueError, OverflowError) as err:
+            if isinstance(err, InputError):
+                raise
+            raise InputError(f"intrinsics file {path}: fx, fy, cx, cy, width and height must be numbers ({err})") from err
 
     def to_yaml(self, path: str | Path) -> None:
         """Write the intrinsics in the format :meth:`from_yaml` reads."""

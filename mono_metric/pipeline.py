@@ -63,11 +63,13 @@ class OdometryPipeline:
         except OSError as err:
             raise InputError(f"output folder {self.out_dir} is not writable ({err.strerror}); choose another --out") from err
 
-    def prepare_camera(self) -> Sequence:
+    def prepare_camera(self, write: bool = True) -> Sequence:
         """The sequence as tracked: undistorted and/or with a self-calibrated focal length (``camera`` config).
 
-        Writes ``camera.yaml`` (the intrinsics used) and, after self-calibration, ``calibration.json``.
+        Writes (unless ``write`` is False: then :meth:`write_camera` does) ``camera.yaml`` (the intrinsics
+        used) and, after self-calibration, ``calibration.json``.
         """
+        self._calibration = None
         seq, ccfg = self.sequence, self.config.camera
         self.camera_info = {"note": getattr(seq, "camera_note", None) or "intrinsics given with the data"}
         if ccfg.undistort and (ccfg.distortion is not None or seq.distortion is not None):
@@ -83,12 +85,18 @@ class OdometryPipeline:
             seq = CameraAdjusted(seq, undistort=False, camera=est.camera())
             self.camera_info.update(note=est.describe() + f" from the first {n} frames", f_sigma_px=est.sigma_px,
                                     calibration_pairs=est.pairs_used)
-            write_json(self.out_dir / "calibration.json",
-                       {"f_px": est.f_px, "sigma_px": est.sigma_px, "hfov_deg": est.hfov_deg, "cx": est.cx, "cy": est.cy,
-                        "frames": n, "pairs": est.pairs_used})
+            self._calibration = {"f_px": est.f_px, "sigma_px": est.sigma_px, "hfov_deg": est.hfov_deg,
+                                 "cx": est.cx, "cy": est.cy, "frames": n, "pairs": est.pairs_used}
         self.camera_info.update(seq.camera.to_dict())
-        seq.camera.to_yaml(self.out_dir / "camera.yaml")
+        if write:
+            self.write_camera(seq)
         return seq
+
+    def write_camera(self, seq: Sequence) -> None:
+        """``camera.yaml`` of the prepared ``seq``, and ``calibration.json`` after self-calibration."""
+        seq.camera.to_yaml(self.out_dir / "camera.yaml")
+        if self._calibration is not None:
+            write_json(self.out_dir / "calibration.json", self._calibration)
 
     def run(self) -> dict:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths).
@@ -105,14 +113,15 @@ class OdometryPipeline:
         if snap is not None and snap.progress["config"] != cfg.to_dict():
             raise InputError(f"{self.out_dir} holds a snapshot of a run with another config; resume with the same "
                              "--config and options, or use a new --out")
-        cfg.save(self.out_dir / "config.yaml")
-        seq = self.prepare_camera()
+        seq = self.prepare_camera(write=False)
         fingerprint = sequence_fingerprint(seq)
         if snap is not None and (snap.progress["frames"] != len(seq)
                                  or snap.progress.get("input", fingerprint) != fingerprint):
             raise InputError(f"{self.out_dir} holds a snapshot of another input ({snap.progress['frames']} frames; "
                              f"this one has {len(seq)}, and its frames or camera differ); resume with the same data "
                              "and options, or use a new --out")
+        cfg.save(self.out_dir / "config.yaml")
+        self.write_camera(seq)
         depth_source = make_depth_source(cfg.depth)
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         mcfg = cfg.mapping
@@ -211,7 +220,8 @@ class OdometryPipeline:
             raise InputError(self._no_depth_message(depth_calls))
         if len(statuses) > 1 and not any(s in ("ok", "reinitialised") for s in statuses):
             raise InputError(f"no frame of {seq.name} could be tracked ({len(statuses)} frames, "
-                             f"{summary['keyframes']} keyframes): check the intrinsics ({self.camera_info['note']}), "
+                             f"{summary['keyframes']} keyframes): check the intrinsics (fx {seq.camera.fx:.1f} px for "
+                             f"{seq.camera.width}x{seq.camera.height} images), "
                              "that the images are large and textured enough, and the depth; outputs are in "
                              f"{self.out_dir}")
         if self.write_errors:
