@@ -32,7 +32,11 @@ def expand_inputs(items: list[str]) -> list[str]:
         if item.startswith("synthetic:"):
             out.append(item)
         elif item.endswith((".txt", ".list")) and Path(item).is_file():
-            lines = [ln.strip() for ln in Path(item).read_text().splitlines()]
+            try:
+                lines = [ln.strip() for ln in Path(item).read_bytes().decode("utf-8").splitlines()]
+            except UnicodeDecodeError as err:
+                raise InputError(f"list file {item} is not text (byte {err.start} is not UTF-8); give one "
+                                 "sequence path a line") from err
             out.extend(expand_inputs([ln for ln in lines if ln and not ln.startswith("#")]))
         elif any(c in item for c in "*?["):
             matches = sorted(glob.glob(item))

@@ -127,7 +127,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         print(f"  {r['name']}: {r['status']} ({detail})")
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
-    return 1 if failed == len(rows) else 0
+    if failed == len(rows):
+        raise InputError(f"every sequence of the batch failed (first: {rows[0]['name']}: {rows[0].get('error')}); "
+                         f"see {Path(args.out) / 'summary.csv'}")
+    return 0
 
 
 def _load_config(path, depth_source: str | None, overrides: dict | None = None):

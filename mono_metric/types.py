@@ -86,11 +86,13 @@ class Trajectory:
         rows = _read_numeric_rows(path, 12, "KITTI poses (12 numbers a line)")
         M = rows.reshape(-1, 3, 4)
         R = M[:, :, :3]
-        err = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2))
-        bad = np.flatnonzero((err > ROTATION_TOL) | (np.linalg.det(R) < 0))
+        with np.errstate(all="ignore"):  # huge values overflow: not a rotation either
+            err = np.nan_to_num(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2)), nan=np.inf)
+            det = np.linalg.det(R)
+        bad = np.flatnonzero((err > ROTATION_TOL) | ~(det > 0))
         if bad.size:
             raise InputError(f"{path}: pose {bad[0] + 1} (of {len(M)}) has a 3x3 block that is not a rotation "
-                             f"(|R^T R - I| = {err[bad[0]]:.3g}, det {np.linalg.det(R[bad[0]]):.3g}); KITTI lines are "
+                             f"(|R^T R - I| = {err[bad[0]]:.3g}, det {det[bad[0]]:.3g}); KITTI lines are "
                              "the row-major top 3x4 of T_world_cam")
         T = make_se3(M[:, :, :3], M[:, :, 3])
         ts = np.arange(len(T), dtype=np.float64) if timestamps is None else np.asarray(timestamps, np.float64)
@@ -200,8 +202,12 @@ def _read_numeric_rows(path: str | Path, ncols: int, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"trajectory file {path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"trajectory file {path} is not text (byte {err.start} is not UTF-8); expected {what}") from err
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
