@@ -149,6 +149,11 @@ def _tum_rows(n=6, t0=0.0):
     return [[t0 + 0.1 * i, 0.1 * i, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0] for i in range(n)]
 
 
+def case_focal_in_millimetres(tmp_path, frames, camera):
+    folder = _folder(tmp_path, frames[:4], camera)
+    return ["run", str(folder), "--intrinsics", "4.2,4.2,160,120"], "not millimetres"
+
+
 def case_camera_yaml_not_numbers(tmp_path, frames, camera):
     folder = _folder(tmp_path, frames[:4], camera)
     (tmp_path / "cam.yaml").write_text("fx: abc\nfy: 300\ncx: 160\ncy: 120\nwidth: 320\nheight: 240\n")

@@ -51,12 +51,23 @@ def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intri
     if isinstance(camera, (tuple, list)):
         if len(camera) != 4:
             raise InputError(f"{source}: intrinsics must be four numbers fx, fy, cx, cy, got {camera!r}")
-        return Camera(*(float(v) for v in camera), width, height), "intrinsics given as fx, fy, cx, cy"
+        return _plausible(Camera(*(float(v) for v in camera), width, height)), "intrinsics given as fx, fy, cx, cy"
     cam = Camera.from_yaml(intrinsics) if intrinsics is not None else camera
     if (cam.width, cam.height) != (width, height):
         raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
                          f"{cam.width}x{cam.height}; give intrinsics of this resolution")
-    return cam, f"intrinsics from {intrinsics}" if intrinsics is not None else "intrinsics given as a Camera"
+    return _plausible(cam), f"intrinsics from {intrinsics}" if intrinsics is not None else "intrinsics given as a Camera"
+
+
+MAX_PINHOLE_HFOV_DEG = 150.0  # wider is no pinhole camera: usually a focal length in millimetres
+
+
+def _plausible(cam: Camera) -> Camera:
+    if cam.hfov_deg > MAX_PINHOLE_HFOV_DEG:
+        raise InputError(f"fx {cam.fx:g} px gives a {cam.hfov_deg:.0f} deg horizontal field of view for a "
+                         f"{cam.width} px wide image; focal lengths are in pixels (not millimetres): fix the "
+                         "intrinsics, or give --fov")
+    return cam
 
 
 def read_distortion(intrinsics: str | Path | None) -> tuple[float, ...] | None:

@@ -237,6 +237,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                              "use the config it was trained with, or --overwrite") from err
         start = int(ckpt["step"])
         _trim_log(log_path, start)
+        if ckpt.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            tqdm.write(f"warning: resuming with {torch.get_num_threads()} threads; {ckpt_path} was written with "
+                       f"{ckpt['threads']}: the result may differ from an uninterrupted run (set threads: in the "
+                       "config)")
     elif log_path.exists():
         log_path.unlink()
 
@@ -276,7 +280,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             _atomic_save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
                           "scheduler_state_dict": sched.state_dict(), "step": done, "model_name": cfg.model,
-                          "cstm": cfg.cstm, "torch_rng_state": torch.get_rng_state()}, ckpt_path)
+                          "cstm": cfg.cstm, "torch_rng_state": torch.get_rng_state(),
+                          "threads": torch.get_num_threads()}, ckpt_path)
     export_weights(model, out / "model.pt", cfg.cstm)
     if not metrics and val:
         metrics = evaluate(model, val, cfg.cstm, cfg.data.max_depth_m)
