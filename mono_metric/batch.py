@@ -21,7 +21,7 @@ from mono_metric.resume import has_snapshot
 
 ROW = "row.json"  # a finished sequence's summary row, kept by --resume
 
-FIELDS = ("input", "name", "status", "attempts", "frames", "keyframes", "lost_frames", "path_m", "ate_m",
+FIELDS = ("input", "name", "status", "attempts", "depth", "frames", "keyframes", "lost_frames", "path_m", "ate_m",
           "scale_error_pct", "short_t_err_pct", "tracking_fps", "overall_fps", "depth_calls_per_frame", "out_dir", "error")
 
 
@@ -61,13 +61,17 @@ def result_names(inputs: list[str]) -> list[str]:
     return names
 
 
-def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict, resume: bool = False) -> dict:
+def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict, auto_depth: bool = False,
+            resume: bool = False) -> dict:
     """Run the pipeline on one sequence; returns its summary row (raises on failure).
 
-    With ``resume``, a sequence that finished keeps its row (``row.json``) and one that was interrupted
-    continues from its snapshot; otherwise its folder is cleared first (also between attempts).
+    ``auto_depth``: the depth source is chosen from the sequence as ``mono-metric run`` does without
+    ``--config`` (:func:`~mono_metric.depth.sources.default_depth_source`). With ``resume``, a sequence
+    that finished keeps its row (``row.json``) and one that was interrupted continues from its snapshot;
+    otherwise its folder is cleared first (also between attempts).
     """
     from mono_metric.datasets import load_sequence
+    from mono_metric.depth.sources import default_depth_source
     from mono_metric.pipeline import OdometryPipeline
 
     out_dir = Path(out_root) / name
@@ -77,17 +81,19 @@ def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict, 
         if row.get("input") == item:
             return row
     seq = load_sequence(item, **load_opts)
+    if auto_depth:
+        config = {**config, "depth": {**config["depth"], "source": default_depth_source(seq)[0], "input_hw": None}}
     keep = resume and has_snapshot(out_dir) and mark is not None
     with output_dir(out_dir, "run", overwrite=not keep, resume=keep):
         summary = OdometryPipeline(seq, config_from_dict(config), out_dir, progress=False, resume=keep).run()
-        row = _row(item, name, summary, out_dir)
+        row = _row(item, name, config, summary, out_dir)
         write_json(out_dir / ROW, row)
     return row
 
 
-def _row(item: str, name: str, summary: dict, out_dir: Path) -> dict:
+def _row(item: str, name: str, config: dict, summary: dict, out_dir: Path) -> dict:
     t, m = summary["timings"], summary.get("metrics")
-    row = {"input": item, "name": name, "status": "ok", "frames": summary["frames"], "keyframes": summary["keyframes"],
+    row = {"input": item, "name": name, "status": "ok", "depth": config["depth"]["source"], "frames": summary["frames"], "keyframes": summary["keyframes"],
            "lost_frames": summary["lost_frames"], "tracking_fps": t["tracking_fps"], "overall_fps": t["overall_fps"],
            "depth_calls_per_frame": t["depth_calls_per_frame"], "out_dir": str(out_dir)}
     if m:
@@ -103,7 +109,8 @@ def _failed(item: str, name: str, err: BaseException, attempts: int) -> dict:
 
 def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: bool | None = None,
               ray_address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
-              retries: int = 1, load_opts: dict | None = None, log=print, resume: bool = False) -> list[dict]:
+              retries: int = 1, load_opts: dict | None = None, log=print, auto_depth: bool = False,
+              resume: bool = False) -> list[dict]:
     """Run every input; returns the summary rows (also written to ``summary.csv``/``summary.json``).
 
     Args:
@@ -116,6 +123,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
         retries: extra attempts of a failed sequence.
         load_opts: passed to ``load_sequence`` (e.g. ``kind``, ``stride``, ``fov_deg``).
         log: where progress lines go.
+        auto_depth: choose each sequence's depth source from its data (see :func:`run_one`).
         resume: keep finished sequences' rows and resume interrupted ones (see :func:`run_one`).
     """
     out = Path(out_dir)
@@ -126,13 +134,13 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
         use_ray = importlib.util.find_spec("ray") is not None
     if use_ray:
         rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log,
-                        resume)
+                        auto_depth, resume)
     else:
         rows = []
         for item, name in zip(inputs, names):
             for attempt in range(1, retries + 2):
                 try:
-                    rows.append({**run_one(item, name, cfg, str(out), opts, resume and attempt == 1),
+                    rows.append({**run_one(item, name, cfg, str(out), opts, auto_depth, resume and attempt == 1),
                                  "attempts": attempt})
                     break
                 except Exception as err:  # noqa: BLE001 - one bad sequence must not stop the batch
@@ -144,7 +152,8 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     return rows
 
 
-def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, resume=False) -> list[dict]:
+def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, auto_depth=False,
+             resume=False) -> list[dict]:
     try:
         import ray
     except ImportError as err:
@@ -154,7 +163,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, r
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_one)
     try:
-        pending = {task.remote(i, n, cfg, out, opts, resume): (i, n, 1) for i, n in zip(inputs, names)}
+        pending = {task.remote(i, n, cfg, out, opts, auto_depth, resume): (i, n, 1) for i, n in zip(inputs, names)}
         done: dict[str, dict] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -166,7 +175,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, r
                 cause = getattr(err, "cause", None) or err
                 log(f"{name}: attempt {attempt} failed: {type(cause).__name__}: {cause}")
                 if attempt <= retries:
-                    pending[task.remote(item, name, cfg, out, opts)] = (item, name, attempt + 1)
+                    pending[task.remote(item, name, cfg, out, opts, auto_depth)] = (item, name, attempt + 1)
                 else:
                     done[name] = _failed(item, name, cause, attempt)
         return [done[n] for n in names]

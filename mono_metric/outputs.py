@@ -124,7 +124,7 @@ def write_json(path: str | Path, value, reason: str = "not finite") -> None:
     """Write strict JSON (no NaN/inf, see :func:`json_safe`) atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(json_safe(value, reason), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(json_safe(value, reason), indent=2, allow_nan=False, default=float))
     os.replace(tmp, path)
 
 

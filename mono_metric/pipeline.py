@@ -3,9 +3,14 @@
 Outputs in ``out_dir``: ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (appended frame by frame,
 so an interrupted run keeps what it had; rewritten at the end with the keyframes' final poses, see
 :meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
-``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
-(the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
-``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews (image beside depth,
+one colour range per run), ``camera.yaml`` (the intrinsics used; ``calibration.json`` after
+self-calibration), ``trajectory.png`` (top and side view), ``report.html`` and ``summary.json`` (what
+:meth:`OdometryPipeline.run` returns, with ``warnings``: lines printed at the start about the settings, e.g. the
+embedded model on real images); when ground truth exists also ``metrics.json``, ``gt_tum.txt`` and
+``T_world_first_cam.txt``. Trajectories, mesh and cloud are in the map frame = the first camera's frame;
+``gt_tum.txt`` is in the ground truth's world frame, and ``T_world_first_cam.txt`` (4x4) maps map-frame points
+into it (no alignment fitted).
 """
 from __future__ import annotations
 
@@ -20,10 +25,9 @@ from tqdm import tqdm
 from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
-from mono_metric.depth.export import colorize_depth
-from mono_metric.depth.sources import make_depth_source
+from mono_metric.depth.sources import TINY_REAL_WARNING, make_depth_source
 from mono_metric.errors import InputError, expected_message
-from mono_metric.eval.plot import plot_top_view
+from mono_metric.eval.plot import depth_range_m, plot_trajectory, save_depth_preview
 from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
 from mono_metric.mapping.tsdf import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
@@ -32,6 +36,7 @@ from mono_metric.outputs import write_json
 from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot, sequence_fingerprint
 from mono_metric.types import Trajectory, format_kitti, format_tum
 from mono_metric.undistort import CameraAdjusted
+from mono_metric.viz.report import write_report
 
 STAGES = ("load", "depth", "tracking", "fusion")  # tracking includes features, pose and ba (reported too)
 
@@ -48,11 +53,14 @@ class OdometryPipeline:
             config) when there is one.
         snapshot_every_s: take a snapshot on the first keyframe after this many seconds (0: on every
             keyframe; None: never); the gap grows to 10x the last snapshot's duration for big maps.
+        recorder: logs the run as it goes, e.g. a :class:`mono_metric.viz.RerunRecorder` (its ``begin``,
+            ``log_frame`` and ``end`` are called), or None.
     """
 
     def __init__(self, sequence: Sequence, config: Config, out_dir: str | Path, progress: bool = True,
-                 resume: bool = False, snapshot_every_s: float | None = 30.0):
+                 resume: bool = False, snapshot_every_s: float | None = 30.0, recorder=None):
         self.sequence, self.config, self.progress = sequence, config.validate(), progress
+        self.recorder, self._depth_range = recorder, None
         self.resume, self.snapshot_every_s = resume, snapshot_every_s
         self.out_dir = Path(out_dir)
         self.write_errors: list[str] = []
@@ -102,11 +110,11 @@ class OdometryPipeline:
         """Process every frame; returns a summary dict (metrics when ground truth exists, fps, paths).
 
         A frame that cannot be read or tracked stops the loop, but the outputs (trajectory, mesh, cloud,
-        metrics, timings) are still finished for the frames before it; then the error is raised, saying so.
+        metrics, timings, summary) are still finished for the frames before it; then the error is raised.
 
         Raises:
             InputError: bad input (the message names it); no frame could be tracked; a snapshot of
-                another config or input when resuming.
+                another config or input when resuming; a result file that could not be written.
         """
         cfg = self.config
         snap = self._load_snapshot() if self.resume else None
@@ -123,6 +131,12 @@ class OdometryPipeline:
         cfg.save(self.out_dir / "config.yaml")
         self.write_camera(seq)
         depth_source = make_depth_source(cfg.depth)
+        warnings = self.warnings()
+        for w in warnings:
+            tqdm.write(w, file=sys.stderr)
+        rec = self.recorder
+        if rec is not None:
+            rec.begin(seq.name, seq.camera, seq.gt, cfg.depth.max_depth_m, self.camera_info["note"])
         odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
         mcfg = cfg.mapping
         tsdf = cloud = None
@@ -182,6 +196,8 @@ class OdometryPipeline:
                 # A frame still in 'init' that did not become the first keyframe has no pose: it is lost.
                 statuses.append("lost" if result.status == "init" and not result.keyframe else result.status)
                 _append(files, frame.timestamp, result.T_world_cam, result.keyframe)
+                if rec is not None:
+                    rec.log_frame(frame, result, odo)
                 if result.keyframe:
                     t2 = time.perf_counter()
                     if tsdf is not None and result.status != "lost":
@@ -208,7 +224,8 @@ class OdometryPipeline:
                 f.close()
         if stopped_by is not None and not statuses:
             raise stopped_by
-        summary = self._finish(seq, odo, statuses, tsdf, cloud, timings, depth_calls, invalid_depth, start, t_start)
+        summary = self._finish(seq, odo, statuses, tsdf, cloud, timings, depth_calls, invalid_depth, start, t_start,
+                               warnings, stopped_by)
         if stopped_by is not None:
             done = f"the outputs of the {len(statuses)} frames before it are in {self.out_dir}"
             if expected_message(stopped_by) is None:
@@ -221,17 +238,17 @@ class OdometryPipeline:
         if len(statuses) > 1 and not any(s in ("ok", "reinitialised") for s in statuses):
             raise InputError(f"no frame of {seq.name} could be tracked ({len(statuses)} frames, "
                              f"{summary['keyframes']} keyframes): check the intrinsics (fx {seq.camera.fx:.1f} px for "
-                             f"{seq.camera.width}x{seq.camera.height} images), "
-                             "that the images are large and textured enough, and the depth; outputs are in "
-                             f"{self.out_dir}")
+                             f"{seq.camera.width}x{seq.camera.height} images), that the images are large and textured "
+                             f"enough, and the depth; outputs are in {self.out_dir}")
         if self.write_errors:
             raise InputError("; ".join(self.write_errors) + f" (the other results are in {self.out_dir})")
         clear_snapshots(self.out_dir)
         return summary
 
-    def _finish(self, seq, odo, statuses, tsdf, cloud, timings, depth_calls, invalid_depth, start, t_start) -> dict:
-        """Rewrite the trajectories, then write the metrics, timings, mesh and cloud of the frames tracked."""
-        mcfg = self.config.mapping
+    def _finish(self, seq, odo, statuses, tsdf, cloud, timings, depth_calls, invalid_depth, start, t_start,
+                warnings, stopped_by) -> dict:
+        """Rewrite the trajectories, then write the metrics, timings, mesh, cloud and summary of the frames tracked."""
+        mcfg, rec = self.config.mapping, self.recorder
         names = ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")
         # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted) poses.
         files = {name: open(self.out_dir / name, "w") for name in names}
@@ -239,10 +256,14 @@ class OdometryPipeline:
             _write_trajectories(files, odo)
         n = len(statuses)
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
-                   "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth,
-                   "lost_spans": _spans(statuses, "lost"), "camera": self.camera_info, "out_dir": str(self.out_dir)}
-        if self.write_errors:
-            summary["write_errors"] = self.write_errors
+                   "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
+                   "camera": self.camera_info, "depth_source": cfg.depth.source, "out_dir": str(self.out_dir),
+                   "warnings": warnings}
+        if stopped_by is not None:
+            summary["stopped_at_frame"] = n
+            summary["error"] = expected_message(stopped_by) or f"{type(stopped_by).__name__}: {stopped_by}"
+        if getattr(self.sequence, "gt_note", None):
+            summary["gt_note"] = self.sequence.gt_note
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:
@@ -250,6 +271,9 @@ class OdometryPipeline:
             summary["map"] = {"fused_keyframes": tsdf.frames, "voxel_blocks": tsdf.block_count,
                               "triangles": len(mesh.triangles)}
         timings["fusion"] += time.perf_counter() - t3
+        est = odo.trajectory()
+        if rec is not None:
+            rec.end(est, mesh)
         wall = time.perf_counter() - t_start
         timings.update({f"tracking_{k}": v for k, v in odo.timings_s.items()})  # parts of 'tracking'
         timings_out = {f"{k}_ms_per_frame": v / max(n, 1) * 1000.0 for k, v in timings.items()}
@@ -257,24 +281,39 @@ class OdometryPipeline:
                            depth_calls=depth_calls, depth_calls_per_frame=depth_calls / max(n, 1))
         write_json(self.out_dir / "timings.json", timings_out)
         summary["timings"] = timings_out
-        if seq.gt is not None and n > 2:
-            gt = seq.gt[:n]
-            est = odo.trajectory()
+        plot_args = dict(keyframes=[k.index for k in odo.keyframes()], lost_spans=summary["lost_spans"], title=seq.name)
+        m = 0 if seq.gt is None else min(n, len(seq.gt))  # the ground truth may end before the frames
+        if m > 2:
+            gt = seq.gt[:m]
+            est = est[:m]
             metrics = evaluate_trajectory(gt, est)
+            metrics["warnings"] = warnings
             metrics["lost_frames"] = summary["lost_frames"]
             gt.write_tum(self.out_dir / "gt_tum.txt")
+            # The map frame (first camera) in the ground truth's world, anchored at the first frame (no alignment
+            # fitted): metric scale errors show in the map.
+            T_world_first_cam = gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])
+            np.savetxt(self.out_dir / "T_world_first_cam.txt", T_world_first_cam, fmt="%.9f",
+                       header="4x4 T_world_first_cam: map-frame (first camera) points, e.g. of mesh.ply, cloud.ply and "
+                              "trajectory_tum.txt, into the world frame of gt_tum.txt and the scene mesh")
+            summary["T_world_first_cam"] = T_world_first_cam.tolist()
             summary["metrics"] = metrics
             gt_mesh = seq.gt_mesh()
             if mesh is not None and gt_mesh is not None and len(mesh.triangles):
-                # Anchored at the first frame (no alignment fitted): metric scale errors show in the map.
-                summary["map"].update(mesh_accuracy(mesh, gt_mesh, gt.T_world_cam[0] @ inv_se3(est.T_world_cam[0])))
+                summary["map"].update(mesh_accuracy(mesh, gt_mesh, T_world_first_cam))
                 metrics["map"] = summary["map"]
             write_json(self.out_dir / "metrics.json", metrics, "undefined for this trajectory")
-            self._guarded_write("trajectory.png", lambda p: plot_top_view(
-                p, est, gt, np.array(metrics["ate"]["T_gt_est"]), title=seq.name))
+            self._guarded_write("trajectory.png", lambda p: plot_trajectory(
+                p, est, gt, np.array(metrics["ate"]["T_gt_est"]), ate_rmse_m=metrics["ate"]["rmse_m"], **plot_args))
+        elif n:
+            self._guarded_write("trajectory.png", lambda p: plot_trajectory(p, est, **plot_args))
         if mesh is not None:
             self._guarded_write("mesh.ply", lambda p: save_geometry(p, mesh))
             self._guarded_write("cloud.ply", lambda p: save_geometry(p, cloud.result()))
+        if self.write_errors:
+            summary["write_errors"] = self.write_errors
+        write_json(self.out_dir / "summary.json", summary)
+        self._guarded_write("report.html", lambda p: write_report(p.parent, summary))
         return summary
 
     def _guarded_write(self, name: str, write) -> None:
@@ -294,26 +333,36 @@ class OdometryPipeline:
         return InputError(f"the snapshot in {self.out_dir / 'resume'} is damaged ({type(err).__name__}); "
                           "run again without --resume (with --overwrite) to start over")
 
+    def warnings(self) -> list[str]:
+        """Lines the user must see about this run's settings (printed once at the start, kept in the summary)."""
+        from mono_metric.datasets.synthetic import SyntheticSequence
+
+        if self.config.depth.source == "mono_metric_tiny" and not isinstance(self.sequence, SyntheticSequence):
+            return [TINY_REAL_WARNING]
+        return []
+
     def _no_depth_message(self, calls: int) -> str:
         return (f"the depth source {self.config.depth.source!r} gave no valid depth (NaN, inf or all zero) in its "
                 f"first {calls} calls; check the model, its weights and the intrinsics. The trajectory written so "
                 f"far is in {self.out_dir}")
 
     def _preview(self, frame, depth_m: np.ndarray, kf_number: int) -> None:
-        """Write ``depth/kf_NNNNNN.png`` (image above coloured depth) for the first few keyframes."""
+        """Write ``depth/kf_NNNNNN.png`` (image beside coloured depth, colour bar in metres; the range is set by
+        the first keyframe and kept for the run) for the first few keyframes."""
         if kf_number >= self.config.mapping.depth_previews:
             return
+        if self._depth_range is None:
+            self._depth_range = depth_range_m(depth_m, self.config.depth.max_depth_m)
         path = self.out_dir / "depth" / f"kf_{frame.index:06d}.png"
-        preview = np.concatenate([frame.image, colorize_depth(depth_m)], axis=0)
         try:
             path.parent.mkdir(exist_ok=True)
-            ok = cv2.imwrite(str(path), preview[:, :, ::-1])
-        except (OSError, cv2.error):
-            ok = False
-        if not ok and not any("depth previews" in e for e in self.write_errors):
-            self.write_errors.append(f"cannot write depth previews such as {path}")
-            tqdm.write(f"warning: cannot write the depth preview {path}; check that {path.parent} is a writable "
-                       "folder", file=sys.stderr)
+            save_depth_preview(path, frame.image, depth_m, self._depth_range,
+                               title=f"{self.sequence.name}: keyframe {kf_number}, frame {frame.index}")
+        except OSError:
+            if not any("depth previews" in e for e in self.write_errors):
+                self.write_errors.append(f"cannot write depth previews such as {path}")
+                tqdm.write(f"warning: cannot write the depth preview {path}; check that {path.parent} is a writable "
+                           "folder", file=sys.stderr)
 
 
 def _write_trajectories(files: dict, odo: Odometry) -> None:
