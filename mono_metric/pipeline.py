@@ -99,7 +99,7 @@ class OdometryPipeline:
             raise InputError(f"{self.out_dir} holds a snapshot of a {snap.progress['frames']}-frame sequence, this one "
                              f"has {len(seq)}; resume with the same data and options, or use a new --out")
         depth_source = make_depth_source(cfg.depth)
-        odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
+        odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m, backend=cfg.backend)
         mcfg = cfg.mapping
         tsdf = cloud = None
         if mcfg.enabled:
