@@ -219,7 +219,7 @@ class BackendConfig:
     min_inlier_ratio: float = 0.25
     reproj_px: float = 3.0
     max_depth_error: float = 0.15
-    icp_voxel_ratio: float = 0.01
+    icp_voxel_ratio: float = 0.02
     icp_min_fitness: float = 0.3
     line_process: float = 0.25
 

@@ -300,15 +300,28 @@ class Odometry:
         if closure is None:
             return
         result.loop = closure
-        T_after = self._kf.T_world_cam
+        self._follow_map(T_before)
+        result.T_world_cam = self._kf.T_world_cam.copy()
+
+    def _follow_map(self, T_kf_before: np.ndarray) -> None:
+        """The back-end moved the keyframes: the tracking state (the newest keyframe's points and cloud, the
+        velocity model, the BA window) follows the newest keyframe's correction."""
         self._xyz = self._kf.xyz_world.copy()
-        correction = T_after @ inv_se3(T_before)
-        self._poses = [correction @ T for T in self._poses]  # the velocity model continues in the corrected frame
+        correction = self._kf.T_world_cam @ inv_se3(T_kf_before)
+        self._poses = [correction @ T for T in self._poses]
         if self._kf_cloud is not None:
             self._kf_cloud.cloud.transform(o3c.Tensor(correction.astype(np.float32)))
-        if self.window is not None:
+        if self.window is not None and self.window.records:
             self.window.set_poses(self.map.poses()[-len(self.window.records):])
-        result.T_world_cam = T_after.copy()
+
+    def finish(self) -> bool:
+        """End of the stream: a last pose-graph optimisation over every verified loop (True: keyframes moved;
+        :meth:`trajectory` then carries it). Tracking may continue afterwards."""
+        T_before = self._kf.T_world_cam.copy() if self._kf is not None else None
+        if self.backend is None or not self.backend.finish():
+            return False
+        self._follow_map(T_before)
+        return True
 
     def _relocalise(self, gray: np.ndarray, result: TrackResult) -> None:
         """A lost frame matched against the map's keyframes: on success it gets that pose ('relocalised')."""

@@ -5,7 +5,9 @@ so an interrupted run keeps what it had; rewritten at the end with the keyframes
 :meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
 ``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews, ``camera.yaml``
 (the intrinsics used; ``calibration.json`` after self-calibration), and when ground truth exists
-``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``.
+``metrics.json``, ``trajectory.png`` and ``gt_tum.txt``; ``backend.json`` (loop candidates, verified,
+rejected, closures, relocalisations) with the back-end on. After a loop closure the TSDF and cloud are
+fused again from the keyframes' corrected poses.
 """
 from __future__ import annotations
 
@@ -173,7 +175,14 @@ class OdometryPipeline:
         finally:
             for f in files.values():
                 f.close()
-        # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted) poses.
+        t_back = time.perf_counter()
+        moved = odo.finish() or (odo.backend is not None and odo.backend.stats["closures"] > 0)
+        timings["tracking"] += time.perf_counter() - t_back
+        if moved and tsdf is not None:  # the keyframes moved after they were fused: fuse them again
+            t2 = time.perf_counter()
+            tsdf, cloud = self._refuse(seq, odo, depth_source)
+            timings["fusion"] += time.perf_counter() - t2
+        # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted, loop-closed) poses.
         files = {name: open(self.out_dir / name, "w") for name in files}
         with files["trajectory_tum.txt"], files["trajectory_kitti.txt"], files["keyframes_tum.txt"]:
             _write_trajectories(files, odo)
@@ -183,6 +192,10 @@ class OdometryPipeline:
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
                    "camera": self.camera_info, "out_dir": str(self.out_dir)}
+        if odo.backend is not None:
+            summary["backend"] = dict(odo.backend.stats, rejections=dict(odo.backend.rejections),
+                                      relocalised_frames=statuses.count("relocalised"), loops=len(odo.map.loops))
+            (self.out_dir / "backend.json").write_text(json.dumps(summary["backend"], indent=2))
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:
@@ -215,6 +228,20 @@ class OdometryPipeline:
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         clear_snapshots(self.out_dir)
         return summary
+
+    def _refuse(self, seq: Sequence, odo: Odometry, depth_source) -> tuple[TSDFMap, PointCloudAccumulator]:
+        """A new TSDF and cloud from every keyframe at its final pose (after loop closure): the images and
+        depth are read again (the depth source is deterministic per frame), so no surface is fused twice."""
+        mcfg = self.config.mapping
+        tsdf = TSDFMap(seq.camera, mcfg.voxel_size_m, mcfg.trunc_voxels, mcfg.max_depth_m, mcfg.device)
+        cloud = PointCloudAccumulator(seq.camera, mcfg.cloud_voxel_m, mcfg.max_depth_m)
+        for kf in odo.keyframes():
+            frame = seq[kf.index]
+            d = np.asarray(depth_source(frame), dtype=np.float32)
+            d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0))
+            tsdf.integrate(frame.image, d, kf.T_world_cam)
+            cloud.add(frame.image, d, kf.T_world_cam)
+        return tsdf, cloud
 
     def _no_depth_message(self, calls: int) -> str:
         return (f"the depth source {self.config.depth.source!r} gave no valid depth (NaN, inf or all zero) in its "

@@ -44,7 +44,8 @@ class Backend:
         self.vocabulary: BinaryVocabulary | None = None
         self._clouds: dict[int, object] = {}  # keyframe id -> camera-frame ICP cloud (built on demand)
         self._voxel_m = None
-        self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "closures": 0, "pruned": 0,
+        self._pending = None  # (keyframe, correction) of the last verified loop, awaiting confirmation
+        self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "inconsistent": 0, "closures": 0, "pruned": 0,
                       "relocalised": 0, "relocalise_failed": 0, "cpu_s": 0.0}
         self.rejections: dict[str, int] = {}
 
@@ -93,10 +94,7 @@ class Backend:
         m.features[k] = feat
         if self.vocabulary is not None and len(feat.global_desc):
             self.vocabulary.add_document(feat.global_desc)
-        if k > 0 and m.features[k - 1] is not None:
-            T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
-            info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
-            m.odometry_info[k] = info * (WEAK_LINK if lost else 1.0) + np.eye(6) * 1e-6
+        self._voxel(k)
         self._clouds.pop(k - 2 * cfg.exclude_recent, None)  # old clouds are rebuilt when a loop needs them
         if not cfg.loop_closure or k < cfg.exclude_recent or not len(feat.global_desc):
             return None
@@ -115,25 +113,52 @@ class Backend:
                                         cfg.icp_min_fitness)
             if best is None or reg.inliers > best[1]:
                 best = (c, reg.inliers, T_c_k, info, T_k_c_guess)
+        previous, self._pending = self._pending, None
         if best is None:
             return None
         c, inliers, T_c_k, info, T_k_c_guess = best
-        m.loops.append(LoopEdge(c, k, T_c_k, info))
-        disagreement = T_k_c_guess @ T_c_k  # identity when the poses already agree with the loop
-        if (np.linalg.norm(disagreement[:3, 3]) < self._voxel(k)
-                and np.degrees(rotation_angle_rad(disagreement[:3, :3])) < 0.2):
+        correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
+        self._pending = (k, correction)
+        if (np.linalg.norm(correction[:3, 3]) < self._voxel(k)
+                and np.degrees(rotation_angle_rad(correction[:3, :3])) < 0.2):
+            m.loops.append(LoopEdge(c, k, T_c_k, info))
             return None  # consistent already: the edge is kept for later optimisations
+        # Temporal consistency: the previous keyframe verified a loop with the same correction.
+        if previous is None or previous[0] != k - 1 or not _same_correction(previous[1], correction, self._voxel(k)):
+            self.stats["inconsistent"] += 1
+            return None
+        m.loops.append(LoopEdge(c, k, T_c_k, info))
         t0 = time.perf_counter()
         before = m.poses()
-        poses, kept = optimise_pose_graph(before, m.odometry_info, m.loops, 3.0 * self._voxel(k), cfg.line_process)
+        if not self._optimise():
+            return None
+        self.stats["closures"] += 1
+        return LoopClosure(k, c, inliers, float(np.linalg.norm(m.keyframes[k].T_world_cam[:3, 3] - before[k, :3, 3])),
+                           time.perf_counter() - t0)
+
+    def _optimise(self) -> bool:
+        """Optimise the pose graph and move the keyframes; False (map unchanged) when the newest loop is pruned."""
+        m = self.map
+        for k in range(1, len(m.keyframes)):  # odometry links' information, computed once when first needed
+            if m.odometry_info[k] is None and m.features[k] is not None and m.features[k - 1] is not None:
+                T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
+                info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
+                m.odometry_info[k] = info * (WEAK_LINK if m.features[k].lost else 1.0) + np.eye(6) * 1e-6
+        poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
+                                          self.config.line_process)
         self.stats["pruned"] += len(kept) - sum(kept)
         m.loops = [e for e, ok in zip(m.loops, kept) if ok]
         if not kept[-1]:
-            return None
+            return False
         m.move_keyframes(poses)
-        self.stats["closures"] += 1
-        return LoopClosure(k, c, inliers, float(np.linalg.norm(poses[k, :3, 3] - before[k, :3, 3])),
-                           time.perf_counter() - t0)
+        return True
+
+    def finish(self) -> bool:
+        """A last optimisation with every loop edge verified since the last one (True: the map moved)."""
+        t0 = time.process_time()
+        moved = bool(self.map.loops) and self._optimise()
+        self.stats["cpu_s"] += time.process_time() - t0
+        return moved
 
     def _candidates(self, k: int) -> list[int]:
         """Up to ``candidates`` older keyframes with features, passing the pose prior, best descriptor first."""
@@ -180,6 +205,14 @@ class Backend:
             return best
         finally:
             self.stats["cpu_s"] += time.process_time() - t0
+
+
+def _same_correction(A: np.ndarray, B: np.ndarray, voxel_m: float) -> bool:
+    """Two loop corrections agree: within 3 voxels plus half their size, and 2 degrees."""
+    D = inv_se3(A) @ B
+    size = max(np.linalg.norm(A[:3, 3]), np.linalg.norm(B[:3, 3]))
+    return (np.linalg.norm(D[:3, 3]) < 3.0 * voxel_m + 0.5 * size
+            and np.degrees(rotation_angle_rad(D[:3, :3])) < 2.0)
 
 
 __all__ = ["Backend"]

@@ -19,7 +19,7 @@ def optimise_pose_graph(T_world_kf: np.ndarray, odometry_info: list[np.ndarray],
 
     Args:
         T_world_kf: (K, 4, 4) current keyframe poses; consecutive relative poses are the odometry edges.
-        odometry_info: K (6, 6) information matrices, [k] for the edge k-1 -> k ([0] unused).
+        odometry_info: K (6, 6) information matrices, [k] for the edge k-1 -> k ([0] unused; None: identity).
         loops: :class:`~mono_metric.mapping.map.LoopEdge` list (``T_a_b`` = keyframe b in a's frame).
         max_correspondence_m: the ICP correspondence distance the information matrices were built with.
         prune_threshold: Open3D line-process threshold below which a loop edge is switched off.
@@ -36,7 +36,8 @@ def optimise_pose_graph(T_world_kf: np.ndarray, odometry_info: list[np.ndarray],
     for k in range(1, len(T_world_kf)):
         # Open3D: edge(source, target) transforms source points into the target frame.
         graph.edges.append(reg.PoseGraphEdge(k, k - 1, inv_se3(T_world_kf[k - 1]) @ T_world_kf[k],
-                                             odometry_info[k], uncertain=False))
+                                             np.eye(6) if odometry_info[k] is None else odometry_info[k],
+                                             uncertain=False))
     for e in loops:
         graph.edges.append(reg.PoseGraphEdge(e.b, e.a, e.T_a_b, e.information, uncertain=True))
     option = reg.GlobalOptimizationOption(max_correspondence_distance=max_correspondence_m,

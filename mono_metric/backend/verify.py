@@ -127,7 +127,7 @@ def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCl
         return T_target_source, np.eye(6), 0.0
     init = o3c.Tensor(T_target_source)
     res = reg.icp(source, target, max_corr, init, reg.TransformationEstimationPointToPlane(),
-                  reg.ICPConvergenceCriteria(max_iteration=20))
+                  reg.ICPConvergenceCriteria(max_iteration=10))
     T = res.transformation.numpy()
     moved = np.linalg.norm((inv_se3(T_target_source) @ T)[:3, 3])
     if res.fitness < min_fitness or moved > 5.0 * voxel_m:

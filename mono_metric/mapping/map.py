@@ -57,7 +57,7 @@ class LoopEdge:
 class Map:
     keyframes: list[Keyframe] = field(default_factory=list)
     features: list[KeyframeFeatures | None] = field(default_factory=list)
-    odometry_info: list[np.ndarray] = field(default_factory=list)  # [k]: information of the link k-1 -> k
+    odometry_info: list[np.ndarray | None] = field(default_factory=list)  # [k]: link k-1 -> k (None: not yet)
     loops: list[LoopEdge] = field(default_factory=list)
     frame_stamps: list[float] = field(default_factory=list)
     frame_ref: list[int] = field(default_factory=list)  # per frame: reference keyframe (-1: none)...
@@ -69,7 +69,7 @@ class Map:
         """Append a keyframe; returns its id."""
         self.keyframes.append(keyframe)
         self.features.append(features)
-        self.odometry_info.append(np.eye(6) if odometry_info is None else odometry_info)
+        self.odometry_info.append(odometry_info)
         return len(self.keyframes) - 1
 
     def add_frame(self, timestamp: float, T_world_cam: np.ndarray) -> None:
@@ -113,7 +113,8 @@ class Map:
             "map_kf_scales": np.array([(k.depth_scale, k.tracked_scale) for k in kfs], np.float64).reshape(-1, 2),
             "map_kf_sizes": np.array([len(k.xyz_world) for k in kfs], np.int64),
             "map_kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
-            "map_odometry_info": np.array(self.odometry_info).reshape(-1, 6, 6),
+            "map_odometry_info": np.array([np.full((6, 6), np.nan) if I is None else I
+                                           for I in self.odometry_info]).reshape(-1, 6, 6),
             "map_has_features": has,
             "map_feat_sizes": np.array([len(f.uv) for f in fs], np.int64),
             "map_feat_uv": _cat([f.uv for f in fs], (0, 2), np.float32),
@@ -147,7 +148,7 @@ class Map:
         feats = [next(fs) if h else None for h in s["map_has_features"]]
         loops = [LoopEdge(int(a), int(b), np.array(T), np.array(I))
                  for (a, b), T, I in zip(s["map_loops"], s["map_loop_T"], s["map_loop_info"])]
-        return cls(kfs, feats, [np.array(I) for I in s["map_odometry_info"]], loops,
+        return cls(kfs, feats, [None if np.isnan(I).any() else np.array(I) for I in s["map_odometry_info"]], loops,
                    [float(t) for t in s["map_frame_stamps"]], [int(k) for k in s["map_frame_ref"]],
                    [np.array(T) for T in s["map_frame_T_kf_cam"]])
 
