@@ -196,6 +196,8 @@ class BackendConfig:
         proximity_ratio: metric-pose prior: a candidate must lie within ``proximity_min_m`` plus this
             fraction of the path driven between the two keyframes (the drift bound) of the new one.
         proximity_min_m: see ``proximity_ratio``.
+        max_correction_ratio: a loop may move the new keyframe by at most this fraction of the path between
+            the two keyframes (plus two ICP voxels): the odometry's drift bound (~1 % measured, 3 % allowed).
         min_inliers: PnP-RANSAC inliers needed to accept a loop or a relocalisation.
         min_inlier_ratio: ... and this fraction of the descriptor matches.
         reproj_px: PnP-RANSAC inlier threshold.
@@ -215,6 +217,7 @@ class BackendConfig:
     candidates: int = 3
     proximity_ratio: float = 0.1
     proximity_min_m: float = 3.0
+    max_correction_ratio: float = 0.03
     min_inliers: int = 40
     min_inlier_ratio: float = 0.25
     reproj_px: float = 3.0
@@ -234,6 +237,7 @@ class BackendConfig:
         check_range("backend.candidates", self.candidates, 1, 100)
         check_range("backend.proximity_ratio", self.proximity_ratio, 0.0, 10.0)
         check_range("backend.proximity_min_m", self.proximity_min_m, 0.0, 1e6)
+        check_range("backend.max_correction_ratio", self.max_correction_ratio, 0.0, 10.0)
         check_range("backend.min_inliers", self.min_inliers, 6, 100000)
         check_range("backend.min_inlier_ratio", self.min_inlier_ratio, 0.0, 1.0)
         check_range("backend.reproj_px", self.reproj_px, 0.1, 50.0)

@@ -26,7 +26,8 @@ from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
 from mono_metric.types import LoopClosure
 
-WEAK_LINK = 1e-6  # information factor of the odometry link into a keyframe made while lost
+WEAK_LINK = 1e-6
+CONSISTENT_VOXELS, CONSISTENT_DEG = 3.0, 1.0  # a loop this close to the current poses is only added to the graph  # information factor of the odometry link into a keyframe made while lost
 
 
 class Backend:
@@ -45,7 +46,8 @@ class Backend:
         self._clouds: dict[int, object] = {}  # keyframe id -> camera-frame ICP cloud (built on demand)
         self._voxel_m = None
         self._pending = None  # (keyframe, correction) of the last verified loop, awaiting confirmation
-        self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "inconsistent": 0, "closures": 0, "pruned": 0,
+        self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "inconsistent": 0, "implausible": 0,
+                      "closures": 0, "pruned": 0,
                       "relocalised": 0, "relocalise_failed": 0, "cpu_s": 0.0}
         self.rejections: dict[str, int] = {}
 
@@ -119,10 +121,15 @@ class Backend:
         c, inliers, T_c_k, info, T_k_c_guess = best
         correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
-        if (np.linalg.norm(correction[:3, 3]) < self._voxel(k)
-                and np.degrees(rotation_angle_rad(correction[:3, :3])) < 0.2):
+        if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
+                and np.degrees(rotation_angle_rad(correction[:3, :3])) < CONSISTENT_DEG):
             m.loops.append(LoopEdge(c, k, T_c_k, info))
             return None  # consistent already: the edge is kept for later optimisations
+        # The correction must be a plausible drift, and the previous keyframe verified the same correction.
+        path = np.linalg.norm(np.diff(m.poses()[c:k + 1, :3, 3], axis=0), axis=1).sum()
+        if np.linalg.norm(correction[:3, 3]) > cfg.max_correction_ratio * path + 2.0 * self._voxel(k):
+            self.stats["implausible"] += 1
+            return None
         # Temporal consistency: the previous keyframe verified a loop with the same correction.
         if previous is None or previous[0] != k - 1 or not _same_correction(previous[1], correction, self._voxel(k)):
             self.stats["inconsistent"] += 1
