@@ -26,6 +26,7 @@ from mono_metric.tracking.features import make_frontend, merge_corners
 from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
                                    rotation_angle_rad, scale_translation)
 from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
 from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.types import Keyframe, TrackResult, Trajectory
@@ -160,6 +161,11 @@ class Odometry:
             T_cam_world = refine_pose_lm(xyz[inl], img[inl], self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
+        if cfg.pose == "hybrid":  # rotation from the essential matrix where depth explains the tracks badly
+            T_cam_world, _ = hybrid_pose(T_cam_world, self._kf.T_world_cam, xyz, self._kf_uv[self._lm[good]], img,
+                                         self._K, len(inl), cfg.essential_threshold_px, cfg.essential_min_parallax_px,
+                                         cfg.hybrid_max_pnp_ratio, cfg.min_inliers, cfg.hybrid_translation,
+                                         cfg.ransac_reproj_px)
         T_world_cam = inv_se3(T_cam_world)
         self.timings_s["pose"] += time.perf_counter() - t1
         if self._implausible(T_world_cam):
