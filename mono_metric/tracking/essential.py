@@ -144,7 +144,8 @@ def translation_given_rotation(points_ref: np.ndarray, pixels: np.ndarray, K: np
 def hybrid_pose(T_cam_world_pnp: np.ndarray, T_world_ref: np.ndarray, points_world: np.ndarray, uv_ref: np.ndarray,
                 uv_cur: np.ndarray, K: np.ndarray, pnp_inliers: int, threshold_px: float = 1.0,
                 min_parallax_px: float = 5.0, max_pnp_ratio: float = 0.6, min_inliers: int = 20,
-                translation: str = "full", huber_px: float = 2.0) -> tuple[np.ndarray, np.ndarray | None]:
+                translation: str = "full", huber_px: float = 2.0, max_rotation_diff_deg: float = 2.0
+                ) -> tuple[np.ndarray, np.ndarray | None]:
     """The PnP pose with its rotation replaced by the essential matrix's where the tracks have parallax and
     the depth explains the tracks worse than the essential matrix does.
 
@@ -170,6 +171,8 @@ def hybrid_pose(T_cam_world_pnp: np.ndarray, T_world_ref: np.ndarray, points_wor
         translation: 'full' (3-D translation fitted with the rotation fixed) or 'scale' (the essential
             matrix's direction, only its length fitted).
         huber_px: Huber threshold of the translation fit.
+        max_rotation_diff_deg: an essential-matrix rotation farther than this from the PnP one is taken
+            for a failure of the five-point solution (the PnP pose is returned).
 
     Returns:
         ((4, 4) ``T_cam_world``, the (N,) bool inlier mask of the essential matrix where it was used, else None).
@@ -183,6 +186,9 @@ def hybrid_pose(T_cam_world_pnp: np.ndarray, T_world_ref: np.ndarray, points_wor
         return T_cam_world_pnp, None
     T_ref_world = np.linalg.inv(T_world_ref)
     T_cur_ref_pnp = T_cam_world_pnp @ T_world_ref
+    cos = np.clip((np.trace(T_cur_ref_pnp[:3, :3].T @ ess.R_cur_ref) - 1.0) / 2.0, -1.0, 1.0)
+    if np.degrees(np.arccos(cos)) > max_rotation_diff_deg:
+        return T_cam_world_pnp, None
     pts_ref = points_world[ess.inliers] @ T_ref_world[:3, :3].T + T_ref_world[:3, 3]
     direction = ess.t_dir_cur_ref if translation == "scale" else None
     t = translation_given_rotation(pts_ref, uv_cur[ess.inliers], K, ess.R_cur_ref, T_cur_ref_pnp[:3, 3], direction,
