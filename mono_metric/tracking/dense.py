@@ -98,7 +98,8 @@ class DenseResult:
 
 
 def photometric_refine(ref: DenseReference, gray: np.ndarray, T_cur_ref_init: np.ndarray, finest_level: int = 0,
-                       iterations: int = 8, huber: float = 10.0, affine: bool = True) -> DenseResult:
+                       iterations: int = 8, huber: float = 10.0, affine: bool = True, depth_scale: float = 1.0
+                       ) -> DenseResult:
     """Coarse-to-fine Gauss-Newton on the photometric error of ``ref``'s points in ``gray``.
 
     Args:
@@ -109,12 +110,16 @@ def photometric_refine(ref: DenseReference, gray: np.ndarray, T_cur_ref_init: np
         iterations: Gauss-Newton steps per level.
         huber: Huber threshold on the intensity residual.
         affine: estimate gain and offset (else fixed at 1 and 0).
+        depth_scale: the keyframe's depth is multiplied by this (its scale as re-estimated since, e.g. by
+            the local bundle adjustment).
 
     Returns:
         :class:`DenseResult`.
     """
     if not 0 <= finest_level < len(ref.levels):
         raise ValueError(f"finest_level must be in [0, {len(ref.levels) - 1}], got {finest_level}")
+    if depth_scale != 1.0:
+        ref = DenseReference([DenseLevel(lv.points * depth_scale, lv.intensity, lv.intrinsics) for lv in ref.levels])
     pyramid = [gray.astype(np.float32)]
     for _ in range(len(ref.levels) - 1):
         pyramid.append(cv2.pyrDown(pyramid[-1]))
