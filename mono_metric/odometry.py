@@ -1,13 +1,16 @@
 """Metric monocular odometry core: ``Odometry.track(image, timestamp) -> TrackResult``.
 
 Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth. Every frame finds
-those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`) and solves its pose by
-PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
-pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
-the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
-(with the local bundle adjustment, optionally also every few frames, as more depth priors on the
-keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale
-alignment. No file I/O here.
+those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`)
+and solves its pose by PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt
+(OpenCV, or robust with pypose); optionally (``pose: hybrid``) the rotation comes from the five-point
+essential matrix where the depth explains the tracks badly (:mod:`mono_metric.tracking.essential`), and
+(``dense_refine``) the pose is refined photometrically against the keyframe
+(:mod:`mono_metric.tracking.dense`). Depth is needed only when a new keyframe is made (on low inlier
+count, distance relative to the scene depth, rotation, or tracking loss), so the depth network runs on a
+fraction of the frames (with the local bundle adjustment, optionally also every few frames, as more depth
+priors on the keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without
+scale alignment. No file I/O here.
 """
 from __future__ import annotations
 
@@ -319,8 +322,9 @@ class Odometry:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling).
 
-        The local-BA window and the ICP reference cloud are not included: a restored odometry starts
-        without them.
+        The local-BA window, the ICP reference cloud and the keyframe's photometric reference
+        (``dense_refine``) are not included: a restored odometry starts without them (the photometric
+        refinement resumes at the next keyframe).
         """
         kfs = self._keyframes
         empty = np.zeros((0, 0), np.float32)
