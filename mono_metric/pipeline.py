@@ -257,7 +257,7 @@ class OdometryPipeline:
         n = len(statuses)
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
-                   "camera": self.camera_info, "depth_source": cfg.depth.source, "out_dir": str(self.out_dir),
+                   "camera": self.camera_info, "depth_source": self.config.depth.source, "out_dir": str(self.out_dir),
                    "warnings": warnings}
         if stopped_by is not None:
             summary["stopped_at_frame"] = n
