@@ -2,7 +2,8 @@
 exists to measure metric translation but rotation can be checked against the ground-truth poses.
 
 Compares, frame to frame: (a) the rotation of our metric VO (``mono-metric run`` with the given depth
-model; rotation comes from PnP on its keyframe depth), and (b) a depth-free reference: the rotation of
+model; rotation from PnP on its keyframe depth, or from the essential matrix where ``tracking.pose:
+hybrid`` picks it, as configs/kitti.yaml does), and (b) a depth-free reference: the rotation of
 the essential matrix of the same Lucas-Kanade tracks (OpenCV five-point RANSAC).
 
     python benchmarks/kitti_rotation.py [--data ../shared/data/kitti_odometry] [--depth mono_metric_tiny]
@@ -60,7 +61,7 @@ def main() -> None:
         from mono_metric.pipeline import read_partial_trajectory
 
         R_vo = read_partial_trajectory(out).T_world_cam[:, :3, :3]
-    rows = [(f"metric VO ({args.depth} depth, PnP)", relative_rotation_errors_deg(R_gt, R_vo)),
+    rows = [(f"metric VO ({args.depth} depth, tracking.pose {cfg.tracking.pose})", relative_rotation_errors_deg(R_gt, R_vo)),
             ("essential matrix (no depth)", relative_rotation_errors_deg(R_gt, essential_rotations(seq)))]
     gt_step = np.degrees([rotation_angle_rad(R_gt[i].T @ R_gt[i + 1]) for i in range(len(R_gt) - 1)])
     print(f"{seq.name}: {len(seq)} frames, GT rotation per frame: mean {gt_step.mean():.3f} deg, "

@@ -107,6 +107,26 @@ class TrackingConfig:
             ``icp_min_fitness``.
         icp_voxel_m, icp_max_corr_m: down-sampling voxel and largest point-pair distance of that ICP.
         icp_min_fitness: smallest fraction of the new keyframe's points paired by ICP to accept it.
+        pose: 'pnp' (PnP-RANSAC + LM) or 'hybrid': the PnP pose's rotation replaced by the five-point
+            essential matrix's of the keyframe-to-frame tracks (depth-free) where their rotation-compensated
+            median parallax is at least ``essential_min_parallax_px``, the translation then fitted to the
+            metric points with that rotation fixed (see :mod:`mono_metric.tracking.essential`).
+        essential_threshold_px: RANSAC threshold of the essential matrix.
+        essential_min_parallax_px: smallest parallax for the essential matrix (else PnP alone).
+        hybrid_max_pnp_ratio: the essential matrix is used only where the PnP inliers are fewer than
+            this fraction of its inliers (the depth disagrees with the tracks; else PnP alone).
+        hybrid_max_rotation_diff_deg: an essential-matrix rotation farther than this from the PnP one is
+            taken for a five-point failure (PnP alone).
+        hybrid_translation: 'full' (3-D translation fitted with the rotation fixed) or 'scale' (the
+            essential matrix's direction, only its length fitted).
+        dense_refine: refine every frame's pose photometrically against its keyframe (image + depth,
+            coarse to fine, Huber weights, affine brightness; :mod:`mono_metric.tracking.dense`), kept where
+            it lowers the photometric cost and moves the pose less than ``dense_max_change_m`` and
+            ``dense_max_change_deg``.
+        dense_levels, dense_finest_level: pyramid levels (each halves the size) and the finest one used
+            (0: full resolution).
+        dense_points: keyframe pixels per level; dense_iterations: Gauss-Newton steps per level;
+            dense_huber: Huber threshold on the intensity residual (0-255).
     """
 
     max_features: int = 800
@@ -141,6 +161,20 @@ class TrackingConfig:
     icp_voxel_m: float = 0.05
     icp_max_corr_m: float = 0.15
     icp_min_fitness: float = 0.3
+    pose: str = "pnp"
+    essential_threshold_px: float = 1.0
+    essential_min_parallax_px: float = 5.0
+    hybrid_max_pnp_ratio: float = 0.6
+    hybrid_max_rotation_diff_deg: float = 2.0
+    hybrid_translation: str = "full"
+    dense_refine: bool = False
+    dense_levels: int = 3
+    dense_finest_level: int = 1
+    dense_points: int = 3000
+    dense_iterations: int = 8
+    dense_huber: float = 10.0
+    dense_max_change_m: float = 0.05
+    dense_max_change_deg: float = 2.0
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
@@ -176,6 +210,19 @@ class TrackingConfig:
             raise InputError("tracking.ba_multiview carries Lucas-Kanade tracks into the next keyframe: it needs "
                              "tracking.frontend 'klt'")
         check_range("tracking.ba_depth_every_n_frames", self.ba_depth_every_n_frames, 0, 1000)
+        check_choice("tracking.pose", self.pose, ("pnp", "hybrid"))
+        check_range("tracking.essential_threshold_px", self.essential_threshold_px, 0.05, 50.0)
+        check_range("tracking.essential_min_parallax_px", self.essential_min_parallax_px, 0.0, 1000.0)
+        check_range("tracking.hybrid_max_pnp_ratio", self.hybrid_max_pnp_ratio, 0.0, 10.0)
+        check_range("tracking.hybrid_max_rotation_diff_deg", self.hybrid_max_rotation_diff_deg, 0.0, 180.0)
+        check_range("tracking.dense_levels", self.dense_levels, 1, 8)
+        check_range("tracking.dense_finest_level", self.dense_finest_level, 0, self.dense_levels - 1)
+        check_range("tracking.dense_points", self.dense_points, 50, 1000000)
+        check_range("tracking.dense_iterations", self.dense_iterations, 1, 100)
+        check_range("tracking.dense_huber", self.dense_huber, 0.1, 255.0)
+        check_range("tracking.dense_max_change_m", self.dense_max_change_m, 0.0, 1000.0)
+        check_range("tracking.dense_max_change_deg", self.dense_max_change_deg, 0.0, 180.0)
+        check_choice("tracking.hybrid_translation", self.hybrid_translation, ("full", "scale"))
         check_range("tracking.icp_voxel_m", self.icp_voxel_m, 1e-3, 10.0)
         check_range("tracking.icp_max_corr_m", self.icp_max_corr_m, 1e-3, 100.0)
         check_range("tracking.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)

@@ -1,13 +1,16 @@
 """Metric monocular odometry core: ``Odometry.track(image, timestamp) -> TrackResult``.
 
 Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth. Every frame finds
-those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`) and solves its pose by
-PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
-pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
-the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
-(with the local bundle adjustment, optionally also every few frames, as more depth priors on the
-keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale
-alignment. No file I/O here.
+those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`)
+and solves its pose by PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt
+(OpenCV, or robust with pypose); optionally (``pose: hybrid``) the rotation comes from the five-point
+essential matrix where the depth explains the tracks badly (:mod:`mono_metric.tracking.essential`), and
+(``dense_refine``) the pose is refined photometrically against the keyframe
+(:mod:`mono_metric.tracking.dense`). Depth is needed only when a new keyframe is made (on low inlier
+count, distance relative to the scene depth, rotation, or tracking loss), so the depth network runs on a
+fraction of the frames (with the local bundle adjustment, optionally also every few frames, as more depth
+priors on the keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without
+scale alignment. No file I/O here.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from mono_metric.tracking.features import make_frontend, merge_corners
 from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
                                    rotation_angle_rad)
 from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.tracking.dense import DenseReference, photometric_refine
+from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
 from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.mapping.map import Map
@@ -74,6 +79,7 @@ class Odometry:
         self.timings_s = dict.fromkeys(TIMED, 0.0)  # cumulative seconds per stage
         self._kf_parent = np.zeros(0, int)  # per keyframe corner: the previous keyframe's landmark it continues, or -1
         self._last_depth_frame = 0  # the last frame whose depth was computed
+        self._dense_ref: DenseReference | None = None  # the keyframe's pixels for photometric refinement
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
@@ -164,6 +170,13 @@ class Odometry:
             T_cam_world = refine_pose_lm(xyz[inl], img[inl], self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
+        if cfg.pose == "hybrid":  # rotation from the essential matrix where depth explains the tracks badly
+            T_cam_world, _ = hybrid_pose(T_cam_world, self._kf.T_world_cam, xyz, self._kf_uv[self._lm[good]], img,
+                                         self._K, len(inl), cfg.essential_threshold_px, cfg.essential_min_parallax_px,
+                                         cfg.hybrid_max_pnp_ratio, cfg.min_inliers, cfg.hybrid_translation,
+                                         cfg.ransac_reproj_px, cfg.hybrid_max_rotation_diff_deg)
+        if cfg.dense_refine and self._dense_ref is not None:  # photometric alignment to the keyframe
+            T_cam_world = self._dense_refine(T_cam_world, gray)
         T_world_cam = inv_se3(T_cam_world)
         self.timings_s["pose"] += time.perf_counter() - t1
         if self._implausible(T_world_cam):
@@ -172,6 +185,20 @@ class Odometry:
         self._lm = self._lm[good][inl]
         status = "reinitialised" if self._lost else "ok"
         return TrackResult(T_world_cam, status, len(inl), tracked)
+
+    def _dense_refine(self, T_cam_world: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """The pose refined photometrically against the keyframe; kept where it lowers the photometric cost and
+        stays within ``dense_max_change_m``/``_deg`` of the feature pose."""
+        cfg, T_world_kf = self.config, self._kf.T_world_cam
+        t0 = time.perf_counter()
+        res = photometric_refine(self._dense_ref, gray, T_cam_world @ T_world_kf, cfg.dense_finest_level,
+                                 cfg.dense_iterations, cfg.dense_huber, depth_scale=self._kf.depth_scale)
+        self.timings_s["dense"] = self.timings_s.get("dense", 0.0) + time.perf_counter() - t0
+        change = inv_se3(T_cam_world @ T_world_kf) @ res.T_cur_ref
+        if not (res.cost_final < res.cost_init and np.linalg.norm(change[:3, 3]) < cfg.dense_max_change_m
+                and np.degrees(rotation_angle_rad(change[:3, :3])) < cfg.dense_max_change_deg):
+            return T_cam_world
+        return res.T_cur_ref @ inv_se3(T_world_kf)
 
     def _implausible(self, T_world_cam: np.ndarray) -> bool:
         """A jump far beyond the keyframe's scene depth (a PnP failure that passed RANSAC)."""
@@ -222,6 +249,9 @@ class Odometry:
         self.map.add_keyframe(self._kf)
         self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
         self._kf_parent = parent[keep]
+        self._dense_ref = (DenseReference.build(gray, depth32, self._K, cfg.dense_levels, cfg.dense_points,
+                                                max_depth_jump=self.max_depth_jump, max_depth_m=self.max_depth_m)
+                           if cfg.dense_refine else None)
         return depth32
 
     def _usable_depth(self, depth32: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,8 +365,9 @@ class Odometry:
         """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling):
         the tracking state and the :class:`Map` (``map_*`` keys).
 
-        The local-BA window and the ICP reference cloud are not included: a restored odometry starts
-        without them.
+        The local-BA window, the ICP reference cloud and the keyframe's photometric reference
+        (``dense_refine``) are not included: a restored odometry starts without them (the photometric
+        refinement resumes at the next keyframe).
         """
         empty = np.zeros((0, 0), np.float32)
         return {
