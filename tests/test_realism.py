@@ -194,6 +194,8 @@ def test_realism_options_in_specs(tmp_path):
         load_sequence("synthetic:room?frames=2&jpeg_quality=150")
     with pytest.raises(InputError, match=r"realism\.jpeg_quality=70.5 has the wrong type"):
         load_sequence("synthetic:room?frames=2&jpeg_quality=70.5")
+    with pytest.raises(InputError, match="pinhole frames only"):
+        load_sequence("synthetic:room?frames=2&exposure_ms=10&k1=0.1")
     with pytest.raises(InputError, match="unknown realism preset 'kinect'"):
         load_sequence("synthetic:room?frames=2&realism=kinect")
     path = tmp_path / "mine.yaml"

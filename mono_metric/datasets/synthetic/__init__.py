@@ -95,6 +95,9 @@ class SyntheticConfig:
         if not isinstance(realism, RealismConfig):
             realism = realism_from_options(realism, {}, f"synthetic {self.scene} sequence")
         realism.validate()
+        if realism.exposure_ms and any((self.k1, self.k2, self.p1, self.p2, self.k3)):
+            raise InputError("synthetic motion blur (realism exposure_ms) is rendered for pinhole frames only: set "
+                             "exposure_ms=0 or drop the distortion k1..k3")
         width, height = self.width or d["width"], self.height or d["height"]
         sx, sy = width / d["width"], height / d["height"]
         fx = self.fx if self.fx is not None else d["fx"] * sx
