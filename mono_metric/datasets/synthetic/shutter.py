@@ -81,9 +81,10 @@ def render_exposure(renderer, camera: Camera, pose_at, t_frame_s: float, readout
     ``S`` sub-exposure views at times ``row_time + ((s + 0.5) / S - 0.5) * exposure``; each is warped from
     the rendered view with its depth (exact for rotation, first order in translation over the depth),
     rendered with a margin so the warps see past the image border. The warps of the exposure's start and
-    end are computed from the poses, those between on the quadratic through start, centre and end. ``S`` grows with the image motion
-    during the exposure: about one sample per ``blur_step_px`` of the largest displacement, at most
-    ``blur_max_samples`` (rotation at the image corners plus translation seen at 2 m); a camera that does not move gets ``S = 1``, the plain render.
+    end are computed from the poses, those between on the quadratic through start, centre and end.
+    ``S`` grows with the image motion during the exposure (rotation at the image corners plus translation
+    seen at 2 m): about one sample per ``blur_step_px`` of the largest displacement, at most
+    ``blur_max_samples``; a camera that does not move gets ``S = 1``, the plain render.
 
     Args:
         renderer: a :class:`~mono_metric.datasets.synthetic.render.Renderer`.
