@@ -10,6 +10,7 @@ from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
 from mono_metric.errors import InputError
 from mono_metric.types import Frame, Trajectory
 
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _IMAGE_DIRS = {"image_2": "P2", "image_0": "P0", "image_3": "P3", "image_1": "P1"}
 
 
@@ -65,9 +66,10 @@ class KittiOdometry(Sequence):
                 raise InputError(f"{seq_dir} has none of the image folders {list(_IMAGE_DIRS)}")
         if image_dir not in _IMAGE_DIRS:
             raise InputError(f"unknown KITTI image folder {image_dir!r}; use one of {list(_IMAGE_DIRS)}")
-        files = sorted((seq_dir / image_dir).glob("*.png"))
+        # The official frames are .png; re-encoded copies (e.g. JPEG) keep the name with another extension.
+        files = next((f for ext in _IMAGE_EXTENSIONS if (f := sorted((seq_dir / image_dir).glob(f"*{ext}")))), [])
         if not files:
-            raise InputError(f"{seq_dir / image_dir} holds no .png frames")
+            raise InputError(f"{seq_dir / image_dir} holds no {'/'.join(_IMAGE_EXTENSIONS)} frames")
         calib = read_calib(seq_dir / "calib.txt")
         pkey = _IMAGE_DIRS[image_dir]
         if pkey not in calib:
