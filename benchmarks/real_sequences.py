@@ -98,7 +98,7 @@ class CachedFrames(Sequence):
         return self._frames[index]
 
 
-def resolve(spec: str, data_root: Path) -> BenchSequence:
+def resolve(spec: str) -> BenchSequence:
     """The entry named ``spec``, or an entry for a ``synthetic:SCENE?...`` URI (config of that scene)."""
     for entry in SEQUENCES:
         if spec == entry.name:
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--out", default="runs/real_sequences")
     args = ap.parse_args(argv)
     data_root, out = Path(args.data), Path(args.out)
-    entries = [resolve(s, data_root) for s in args.sequences]
+    entries = [resolve(s) for s in args.sequences]
     rows, notes = [], []
     for entry in entries:
         if not entry.path.startswith("synthetic:") and not (data_root / entry.path).exists():
@@ -261,16 +261,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         r, n = run_sequence(entry, data_root, args.depth, args.methods, args.max_frames, out)
         rows += r
         notes += n
-    lines = table_lines(rows) + [""] + [f"- {n}" for n in notes]
-    save_table(out, rows, lines)
+        save(out, rows, notes)  # after every sequence: a long run keeps what it has
+    if not rows:
+        save(out, rows, notes)
+    print(f"wrote {out / 'table.md'}, {out / 'results.json'} and {out / 'results.csv'}")
+    return rows
+
+
+def save(out: Path, rows: list[dict], notes: list[str]) -> None:
+    """Print the table and write ``table.md``, ``results.json`` and ``results.csv`` to ``out``."""
+    save_table(out, rows, table_lines(rows) + [""] + [f"- {n}" for n in notes])
     if rows:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         with open(out / "results.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, keys)
             writer.writeheader()
             writer.writerows(rows)
-    print(f"wrote {out / 'table.md'}, {out / 'results.json'} and {out / 'results.csv'}")
-    return rows
 
 
 if __name__ == "__main__":

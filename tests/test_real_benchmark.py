@@ -11,7 +11,7 @@ from mono_metric import load_sequence
 from mono_metric.camera import Camera
 from mono_metric.eval import references as refs
 from mono_metric.eval.trajectory import ate, relative_rotation_errors_deg
-from mono_metric.geometry import inv_se3, make_se3, quat_to_rotmat
+from mono_metric.geometry import inv_se3, quat_to_rotmat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import real_sequences  # noqa: E402
