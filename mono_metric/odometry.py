@@ -354,6 +354,12 @@ class Odometry:
                  for k, T in zip(self._ref_kf, self._T_kf_cam)]
         return Trajectory(np.asarray(self._stamps), np.stack(poses))
 
+    @property
+    def tracked_pixels(self) -> np.ndarray:
+        """(N, 2) pixels in the last tracked frame of the keyframe corners found there (PnP inliers; on a new
+        keyframe its corners). Not updated by a lost frame."""
+        return self._uv.astype(np.float64)
+
     def keyframes(self) -> list[Keyframe]:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
         return list(self._keyframes)
