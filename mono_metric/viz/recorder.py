@@ -124,9 +124,9 @@ class RerunRecorder:
                 f"{camera.width}x{camera.height} ({note or 'intrinsics given with the data'}).\n")
         if gt is not None and len(gt):
             P = (np.linalg.inv(gt.T_world_cam[0]) @ gt.T_world_cam)[:, :3, 3]
-            rec.log("world/ground_truth", rr.LineStrips3D([P], colors=[[40, 40, 40]], radii=rr.Radius.ui_points(1.5)),
+            rec.log("world/ground_truth", rr.LineStrips3D([P], colors=[[210, 210, 210]], radii=rr.Radius.ui_points(1.5)),
                     static=True)
-            text += "\nGround truth (grey): placed at the first camera, no alignment fitted.\n"
+            text += "\nGround truth (light grey): placed at the first camera, no alignment fitted.\n"
         rec.log("info", rr.TextDocument(text, media_type=rr.MediaType.MARKDOWN), static=True)
 
     def log_frame(self, frame, result, odometry=None) -> None:
