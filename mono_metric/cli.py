@@ -235,13 +235,18 @@ def _cmd_depth(args: argparse.Namespace) -> int:
     model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
     input_hw = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
     out = Path(args.out)
+    range_m = None  # one colour range for all previews: from the first image's depth
     for path in files:
         image = read_rgb(path)
         camera, note = _camera_from_args(args, image.shape[1], image.shape[0], path)
         if not any(a is not None for a in (args.intrinsics, args.camera, args.fov)):
             print(f"{path.name}: {note}")
         pred = model.predict(image, camera, input_hw=input_hw)
-        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
+        if range_m is None:
+            from mono_metric.eval.plot import depth_range_m
+
+            range_m = depth_range_m(pred.depth_m)
+        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera, range_m=range_m)
         valid = pred.depth_m[pred.depth_m > 0]
         print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
               f"-> {', '.join(p.name for p in written)}")

@@ -8,7 +8,7 @@ import numpy as np
 
 from mono_metric.types import Trajectory
 
-DEPTH_CMAP = "turbo_r"  # near = red, far = blue (as colorize_depth and the rerun recording)
+DEPTH_CMAP = "turbo_r"  # near = red, far = blue (the rerun viewer has no reversed turbo: near = blue there)
 
 
 def _pyplot():
