@@ -100,7 +100,6 @@ class RerunRecorder:
         self.depth_range_m: tuple[float, float] | None = None
         self.max_depth_m: float | None = None
         self._closures: list[np.ndarray] = []
-        self._keyframes = 0
 
     # ----------------------------------------------------------------- the pipeline's calls
     def begin(self, name: str, camera, gt=None, max_depth_m: float | None = None, note: str = "") -> None:
@@ -226,7 +225,6 @@ class RerunRecorder:
             xyz = self.camera.backproject(np.stack([u, v], 1).astype(np.float64), depth[v, u])
             rec.log(f"world/map/kf_{frame.index:06d}", rr.Points3D(
                 xyz @ T[:3, :3].T + T[:3, 3], colors=frame.image[v, u], radii=rr.Radius.ui_points(1.5)))
-        self._keyframes += 1
         if odometry is not None:
             traj = odometry.trajectory()
             rec.log("world/trajectory", rr.LineStrips3D([traj.positions], colors=[[230, 60, 60]],
