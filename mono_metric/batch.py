@@ -17,7 +17,7 @@ from pathlib import Path
 from mono_metric.config import Config, config_from_dict
 from mono_metric.errors import InputError
 
-FIELDS = ("input", "name", "status", "attempts", "frames", "keyframes", "lost_frames", "path_m", "ate_m",
+FIELDS = ("input", "name", "status", "attempts", "depth", "frames", "keyframes", "lost_frames", "path_m", "ate_m",
           "scale_error_pct", "short_t_err_pct", "tracking_fps", "overall_fps", "depth_calls_per_frame", "out_dir", "error")
 
 
@@ -53,16 +53,23 @@ def result_names(inputs: list[str]) -> list[str]:
     return names
 
 
-def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict) -> dict:
-    """Run the pipeline on one sequence; returns its summary row (raises on failure)."""
+def run_one(item: str, name: str, config: dict, out_root: str, load_opts: dict, auto_depth: bool = False) -> dict:
+    """Run the pipeline on one sequence; returns its summary row (raises on failure).
+
+    ``auto_depth``: the depth source is chosen from the sequence as ``mono-metric run`` does without
+    ``--config`` (:func:`~mono_metric.depth.sources.default_depth_source`).
+    """
     from mono_metric.datasets import load_sequence
+    from mono_metric.depth.sources import default_depth_source
     from mono_metric.pipeline import OdometryPipeline
 
     out_dir = Path(out_root) / name
     seq = load_sequence(item, **load_opts)
+    if auto_depth:
+        config = {**config, "depth": {**config["depth"], "source": default_depth_source(seq)[0], "input_hw": None}}
     summary = OdometryPipeline(seq, config_from_dict(config), out_dir, progress=False).run()
     t, m = summary["timings"], summary.get("metrics")
-    row = {"input": item, "name": name, "status": "ok", "frames": summary["frames"], "keyframes": summary["keyframes"],
+    row = {"input": item, "name": name, "status": "ok", "depth": config["depth"]["source"], "frames": summary["frames"], "keyframes": summary["keyframes"],
            "lost_frames": summary["lost_frames"], "tracking_fps": t["tracking_fps"], "overall_fps": t["overall_fps"],
            "depth_calls_per_frame": t["depth_calls_per_frame"], "out_dir": str(out_dir)}
     if m:
@@ -78,7 +85,7 @@ def _failed(item: str, name: str, err: BaseException, attempts: int) -> dict:
 
 def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: bool | None = None,
               ray_address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
-              retries: int = 1, load_opts: dict | None = None, log=print) -> list[dict]:
+              retries: int = 1, load_opts: dict | None = None, log=print, auto_depth: bool = False) -> list[dict]:
     """Run every input; returns the summary rows (also written to ``summary.csv``/``summary.json``).
 
     Args:
@@ -91,6 +98,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
         retries: extra attempts of a failed sequence.
         load_opts: passed to ``load_sequence`` (e.g. ``kind``, ``stride``, ``fov_deg``).
         log: where progress lines go.
+        auto_depth: choose each sequence's depth source from its data (see :func:`run_one`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,13 +107,14 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     if use_ray is None:
         use_ray = importlib.util.find_spec("ray") is not None
     if use_ray:
-        rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log)
+        rows = _run_ray(inputs, names, cfg, str(out), opts, ray_address, cpus_per_task, gpus_per_task, retries, log,
+                        auto_depth)
     else:
         rows = []
         for item, name in zip(inputs, names):
             for attempt in range(1, retries + 2):
                 try:
-                    rows.append({**run_one(item, name, cfg, str(out), opts), "attempts": attempt})
+                    rows.append({**run_one(item, name, cfg, str(out), opts, auto_depth), "attempts": attempt})
                     break
                 except Exception as err:  # noqa: BLE001 - one bad sequence must not stop the batch
                     log(f"{name}: attempt {attempt} failed: {type(err).__name__}: {err}")
@@ -116,7 +125,7 @@ def run_batch(inputs: list[str], config: Config, out_dir: str | Path, use_ray: b
     return rows
 
 
-def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -> list[dict]:
+def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log, auto_depth=False) -> list[dict]:
     try:
         import ray
     except ImportError as err:
@@ -126,7 +135,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_one)
     try:
-        pending = {task.remote(i, n, cfg, out, opts): (i, n, 1) for i, n in zip(inputs, names)}
+        pending = {task.remote(i, n, cfg, out, opts, auto_depth): (i, n, 1) for i, n in zip(inputs, names)}
         done: dict[str, dict] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -138,7 +147,7 @@ def _run_ray(inputs, names, cfg, out, opts, address, cpus, gpus, retries, log) -
                 cause = getattr(err, "cause", None) or err
                 log(f"{name}: attempt {attempt} failed: {type(cause).__name__}: {cause}")
                 if attempt <= retries:
-                    pending[task.remote(item, name, cfg, out, opts)] = (item, name, attempt + 1)
+                    pending[task.remote(item, name, cfg, out, opts, auto_depth)] = (item, name, attempt + 1)
                 else:
                     done[name] = _failed(item, name, cause, attempt)
         return [done[n] for n in names]

@@ -5,10 +5,12 @@ so an interrupted run keeps what it had; rewritten at the end with the keyframes
 :meth:`Odometry.trajectory`), ``keyframes_tum.txt``, ``config.yaml``, ``timings.json``,
 ``mesh.ply`` and ``cloud.ply`` (TSDF fusion of keyframe depth), ``depth/`` previews (image beside depth,
 one colour range per run), ``camera.yaml`` (the intrinsics used; ``calibration.json`` after
-self-calibration), ``trajectory.png`` (top and side view) and ``report.html``; when ground truth exists
-also ``metrics.json``, ``gt_tum.txt`` and ``T_world_first_cam.txt``. Trajectories, mesh and cloud are in
-the map frame = the first camera's frame; ``gt_tum.txt`` is in the ground truth's world frame, and
-``T_world_first_cam.txt`` (4x4) maps map-frame points into it (no alignment fitted).
+self-calibration), ``trajectory.png`` (top and side view), ``report.html`` and ``summary.json`` (what
+:meth:`OdometryPipeline.run` returns, with ``warnings``: lines printed at the start about the settings, e.g. the
+embedded model on real images); when ground truth exists also ``metrics.json``, ``gt_tum.txt`` and
+``T_world_first_cam.txt``. Trajectories, mesh and cloud are in the map frame = the first camera's frame;
+``gt_tum.txt`` is in the ground truth's world frame, and ``T_world_first_cam.txt`` (4x4) maps map-frame points
+into it (no alignment fitted).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from tqdm import tqdm
 from mono_metric.calibrate import estimate_focal
 from mono_metric.config import Config
 from mono_metric.datasets.base import Sequence
-from mono_metric.depth.sources import make_depth_source
+from mono_metric.depth.sources import TINY_REAL_WARNING, make_depth_source
 from mono_metric.errors import InputError
 from mono_metric.eval.plot import depth_range_m, plot_trajectory, save_depth_preview
 from mono_metric.eval.trajectory import evaluate_trajectory
@@ -105,6 +107,9 @@ class OdometryPipeline:
             raise InputError(f"{self.out_dir} holds a snapshot of a {snap.progress['frames']}-frame sequence, this one "
                              f"has {len(seq)}; resume with the same data and options, or use a new --out")
         depth_source = make_depth_source(cfg.depth)
+        warnings = self.warnings()
+        for w in warnings:
+            tqdm.write(w, file=sys.stderr)
         rec = self.recorder
         if rec is not None:
             rec.begin(seq.name, seq.camera, seq.gt, cfg.depth.max_depth_m, self.camera_info["note"])
@@ -193,7 +198,10 @@ class OdometryPipeline:
             raise InputError(self._no_depth_message(depth_calls))
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
-                   "camera": self.camera_info, "depth_source": cfg.depth.source, "out_dir": str(self.out_dir)}
+                   "camera": self.camera_info, "depth_source": cfg.depth.source, "out_dir": str(self.out_dir),
+                   "warnings": warnings}
+        if getattr(self.sequence, "gt_note", None):
+            summary["gt_note"] = self.sequence.gt_note
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:
@@ -214,9 +222,12 @@ class OdometryPipeline:
         (self.out_dir / "timings.json").write_text(json.dumps(timings_out, indent=2))
         summary["timings"] = timings_out
         plot_args = dict(keyframes=[k.index for k in odo.keyframes()], lost_spans=summary["lost_spans"], title=seq.name)
-        if seq.gt is not None and n > 2:
-            gt = seq.gt[:n]
+        m = 0 if seq.gt is None else min(n, len(seq.gt))  # the ground truth may end before the frames
+        if m > 2:
+            gt = seq.gt[:m]
+            est = est[:m]
             metrics = evaluate_trajectory(gt, est)
+            metrics["warnings"] = warnings
             gt.write_tum(self.out_dir / "gt_tum.txt")
             # The map frame (first camera) in the ground truth's world, anchored at the first frame (no alignment
             # fitted): metric scale errors show in the map.
@@ -235,9 +246,18 @@ class OdometryPipeline:
             (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         elif n:
             plot_trajectory(self.out_dir / "trajectory.png", est, **plot_args)
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         write_report(self.out_dir, summary)
         clear_snapshots(self.out_dir)
         return summary
+
+    def warnings(self) -> list[str]:
+        """Lines the user must see about this run's settings (printed once at the start, kept in the summary)."""
+        from mono_metric.datasets.synthetic import SyntheticSequence
+
+        if self.config.depth.source == "mono_metric_tiny" and not isinstance(self.sequence, SyntheticSequence):
+            return [TINY_REAL_WARNING]
+        return []
 
     def _no_depth_message(self, calls: int) -> str:
         return (f"the depth source {self.config.depth.source!r} gave no valid depth (NaN, inf or all zero) in its "

@@ -79,13 +79,24 @@ def test_run_with_embedded_model_and_intrinsics(tmp_path, capsys):
     assert "does not apply" in capsys.readouterr().err
 
 
-def test_run_shared_kitti_and_tum(shared_data, tmp_path):
+def test_run_shared_kitti_and_tum(shared_data, tmp_path, capsys, monkeypatch):
     assert main(["run", str(shared_data / "tum_fr1_desk_9f"), "--skip-missing", "--config", "configs/tum.yaml",
                  "--out", str(tmp_path / "tum"), "--quiet"]) == 0
     assert len(read_partial_trajectory(tmp_path / "tum")) == 9
-    # KITTI has no depth: the GT depth source must refuse with a clear message, not crash.
+    # KITTI has no depth: without --config (and no official weights cached) the embedded model runs offline,
+    # with the synthetic-only warning printed and kept in the metrics.
+    monkeypatch.setenv("MONO_METRIC_HOME", str(tmp_path / "empty_cache"))
+    capsys.readouterr()
     assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "3", "--out", str(tmp_path / "k"),
-                 "--quiet"]) == 1
+                 "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "depth: mono_metric_tiny" in cap.out and cap.out.count("synthetic renders only") == 1
+    assert cap.err.count("synthetic renders only") == 1
+    assert "synthetic renders only" in json.loads((tmp_path / "k" / "metrics.json").read_text())["warnings"][0]
+    # Asked for ground-truth depth where there is none: a clear refusal, not a crash.
+    assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "3", "--depth", "gt",
+                 "--out", str(tmp_path / "k1"), "--quiet"]) == 1
+    assert "--depth metric3d_vit_small" in capsys.readouterr().err
     # The embedded model is available offline: real KITTI frames run end to end.
     assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "12", "--depth", "mono_metric_tiny",
                  "--config", "configs/kitti.yaml", "--out", str(tmp_path / "k2"), "--quiet"]) == 0

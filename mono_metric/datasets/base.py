@@ -17,7 +17,8 @@ class Sequence(ABC):
     """A random-access sequence of :class:`Frame` sharing one camera; frames are loaded lazily.
 
     Subclasses set ``name``, ``camera``, ``timestamps``, optionally ``gt`` (a :class:`Trajectory`
-    with one pose per frame) and ``distortion`` (OpenCV coefficients of the raw frames, undistorted
+    with one pose per frame, or for the first ``len(gt)`` frames when the ground truth ends early),
+    ``gt_note`` (what was done with partial ground truth, printed by the CLI) and ``distortion`` (OpenCV coefficients of the raw frames, undistorted
     by :class:`mono_metric.undistort.CameraAdjusted`), and implement :meth:`_load`.
     """
 
@@ -25,6 +26,7 @@ class Sequence(ABC):
     camera: Camera
     timestamps: np.ndarray
     gt: Trajectory | None = None
+    gt_note: str | None = None
     distortion: tuple[float, ...] | None = None
 
     def gt_mesh(self):
@@ -57,9 +59,9 @@ class Sequence(ABC):
 def select(n: int, stride: int = 1, start: int = 0, max_frames: int | None = None) -> np.ndarray:
     """Indices ``start, start+stride, ...`` of ``n`` items, at most ``max_frames`` of them."""
     if stride < 1 or start < 0:
-        raise InputError(f"stride must be >= 1 and start >= 0, got stride={stride}, start={start}")
+        raise InputError(f"--stride must be >= 1 and start >= 0, got stride {stride}, start {start}")
     if max_frames is not None and max_frames < 1:
-        raise InputError(f"max_frames must be >= 1, got {max_frames}")
+        raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     idx = np.arange(start, n, stride)
     return idx[:max_frames] if max_frames is not None else idx
 

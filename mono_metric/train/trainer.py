@@ -33,20 +33,29 @@ from mono_metric.train.losses import total_loss
 VAL_SEED_OFFSET = 100000
 
 
-def _cached(key: dict, build) -> list[Sample]:
-    """Samples from the cache file keyed by ``key`` (rendering is deterministic), built when missing."""
+def _cached(key: dict, build, what: str = "training data") -> list[Sample]:
+    """Samples from the cache file keyed by ``key`` (rendering is deterministic), built when missing.
+
+    Says which file it reads or writes, and its size (the cache under ``$MONO_METRIC_HOME/train_data`` can
+    reach hundreds of MB; delete the folder to reclaim it)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "train_data" / f"{digest}.npz"
-    if not path.is_file():
+    if path.is_file():
+        tqdm.write(f"{what}: cached in {path} ({path.stat().st_size / 1e6:.0f} MB)")
+    else:
+        tqdm.write(f"{what}: preparing; it is cached for later runs in {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         save_samples(build(), tmp)
         os.replace(tmp, path)
+        total = sum(p.stat().st_size for p in path.parent.glob("*.npz"))
+        tqdm.write(f"{what}: wrote {path} ({path.stat().st_size / 1e6:.0f} MB; the cache {path.parent} now holds "
+                   f"{total / 1e6:.0f} MB)")
     return load_samples(path)  # also after building: the first run sees the same (float16) labels
 
 
 def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequences: int | None = None,
-                      fixed_hfov: float | None = None) -> list[Sample]:
+                      fixed_hfov: float | None = None, progress: bool = False) -> list[Sample]:
     """Training (or held-out validation) frames of a :class:`SyntheticDataConfig` (cached on disk)."""
     out = []
     for k, scene in enumerate(cfg.scenes):
@@ -56,8 +65,9 @@ def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequenc
         key = dict(scene=scene, seeds=[first, n], frames=frames or cfg.frames_per_sequence, hfov=list(cfg.hfov_deg),
                    widths=list(widths), fixed_hfov=fixed_hfov, version=1)
         rng = np.random.default_rng([first, 7])
+        what = f"{'validation' if val else 'training'} data ({scene}, {n} sequences x {key['frames']} frames)"
         out += _cached(key, lambda: render_synthetic(scene, range(first, first + n), key["frames"], cfg.hfov_deg,
-                                                     widths, rng, fixed_hfov))
+                                                     widths, rng, fixed_hfov, progress=progress), what)
     return out
 
 
@@ -157,11 +167,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         load_into(model, resolve_weights(cfg.model, cfg.init_weights), model_name=cfg.model)
     model.train()
 
-    samples = synthetic_samples(cfg.data.synthetic) if cfg.data.synthetic.sequences_per_scene else []
+    samples = (synthetic_samples(cfg.data.synthetic, progress=progress) if cfg.data.synthetic.sequences_per_scene
+               else [])
     for path in cfg.data.sequences:
-        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride)
+        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride, progress=progress)
     val = (synthetic_samples(cfg.data.synthetic, val=True, frames=cfg.data.val_frames_per_sequence,
-                             sequences=cfg.data.val_sequences_per_scene)
+                             sequences=cfg.data.val_sequences_per_scene, progress=progress)
            if cfg.data.val_sequences_per_scene else [])
     crop = batch_crop(samples, cfg.crop_hw)
     by_group: dict[str, list[Sample]] = {}
