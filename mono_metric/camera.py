@@ -106,9 +106,17 @@ class Camera:
         elif width is not None and (w, h) != (width, height):
             raise InputError(f"frames are {width}x{height} but the intrinsics in {path} are for {w}x{h}; "
                              "give intrinsics of this resolution")
-        if "hfov_deg" in data:
-            return cls.from_fov(float(data["hfov_deg"]), int(w), int(h))
-        return cls(data["fx"], data["fy"], data["cx"], data["cy"], int(w), int(h))
+        try:
+            if "hfov_deg" in data:
+                return cls.from_fov(float(data["hfov_deg"]), int(w), int(h))
+            return cls(float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]), int(w), int(h))
+        except KeyError as err:
+            raise InputError(f"intrinsics file {path} lacks key {err}; needs fx, fy, cx, cy, width, height") from err
+        except (TypeError, ValueError, OverflowError) as err:
+            if isinstance(err, InputError):
+                raise
+            raise InputError(f"intrinsics file {path}: fx, fy, cx, cy, width and height must be numbers "
+                             f"({err})") from err
 
     def to_yaml(self, path: str | Path) -> None:
         """Write the intrinsics in the format :meth:`from_yaml` reads."""

@@ -5,14 +5,15 @@ Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mono_metric.errors import InputError
+from mono_metric.errors import InputError, run_guarded, split_debug
+from mono_metric.outputs import claim_output_file, clear_folder, output_dir, write_json, write_marker
+from mono_metric.resume import has_snapshot
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -27,11 +28,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if note:
         print(note)
     metrics = evaluate_trajectory(gt, est)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_trajectory(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
-                    ate_rmse_m=metrics["ate"]["rmse_m"], title=Path(args.est).name)
+    with output_dir(args.out, "eval", args.overwrite) as out:
+        write_json(out / "metrics.json", metrics, "undefined for these trajectories")
+        plot_trajectory(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
+                        ate_rmse_m=metrics["ate"]["rmse_m"], title=Path(args.est).name)
     print(format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'trajectory.png'}")
     return 0
@@ -77,9 +77,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{seq.name}: {seq.camera_note}")
     if getattr(seq, "gt_note", None):
         print(f"{seq.name}: ground truth: {seq.gt_note}")
-    pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet, resume=args.resume,
-                                snapshot_every_s=args.snapshot_every, recorder=_recorder(args))
-    summary = pipeline.run()
+    with output_dir(args.out, "run", args.overwrite, args.resume) as out:
+        if args.resume and not has_snapshot(out):  # killed before its first snapshot: start over, cleanly
+            clear_folder(out)
+            write_marker(out, "run", "running")
+        pipeline = OdometryPipeline(seq, cfg, out, progress=not args.quiet, resume=args.resume,
+                                    snapshot_every_s=args.snapshot_every, recorder=_recorder(args))
+        summary = pipeline.run()
     _print_summary(summary)
     if args.rerun:
         print(f"rerun recording: {args.rerun} (open it with: rerun {args.rerun})")
@@ -110,15 +114,19 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     auto_depth = args.config is None and args.depth is None
     print(f"batch: {len(inputs)} sequence(s) -> {args.out}"
           + ("; depth chosen per sequence from its data, as in run" if auto_depth else ""))
-    rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
-                     load_opts=opts, auto_depth=auto_depth)
+    with output_dir(args.out, "batch", args.overwrite, args.resume):
+        rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
+                         load_opts=opts, auto_depth=auto_depth, resume=args.resume)
     for r in rows:
-        detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if "ate_m" in r else
+        detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if r.get("ate_m") is not None else
                   r.get("error", "no ground truth"))
         print(f"  {r['name']}: {r['status']}" + (f", depth {r['depth']}" if r.get("depth") else "") + f" ({detail})")
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
-    return 1 if failed == len(rows) else 0
+    if failed == len(rows):
+        raise InputError(f"every sequence of the batch failed (first: {rows[0]['name']}: {rows[0].get('error')}); "
+                         f"see {Path(args.out) / 'summary.csv'}")
+    return 0
 
 
 def _load_config(path, depth_source: str | None, overrides: dict | None = None):
@@ -181,15 +189,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(config, args.depth)
     print(f"depth: {cfg.depth.source}" + (" (embedded, trained on the synthetic world; no download)"
                                           if cfg.depth.source == "mono_metric_tiny" else ""))
-    recorder = None
-    try:
-        from mono_metric.viz.recorder import RerunRecorder
+    with output_dir(out, "demo", args.overwrite):
+        recorder = None
+        try:
+            from mono_metric.viz.recorder import RerunRecorder
 
-        recorder = RerunRecorder(out / "recording.rrd")
-    except InputError as err:  # rerun-sdk not installed: the demo runs without a recording
-        print(f"no rerun recording: {err}")
-    summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet, recorder=recorder).run()
-    seq.export_mesh(out / "scene_gt_mesh.ply")
+            recorder = RerunRecorder(out / "recording.rrd")
+        except InputError as err:  # rerun-sdk not installed: the demo runs without a recording
+            print(f"no rerun recording: {err}")
+        summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet, recorder=recorder).run()
+        seq.export_mesh(out / "scene_gt_mesh.ply")
     _print_summary(summary)
     if recorder is not None:
         print(f"rerun recording: {out / 'recording.rrd'} (open it with: rerun {out / 'recording.rrd'})")
@@ -212,25 +221,42 @@ def _camera_from_args(args: argparse.Namespace, width: int, height: int, source:
 
 
 def _cmd_depth(args: argparse.Namespace) -> int:
-    from mono_metric.datasets.base import read_rgb
-    from mono_metric.datasets.images import IMAGE_EXTENSIONS
+    from mono_metric.datasets.images import IMAGE_EXTENSIONS, natural_sorted
     from mono_metric.depth import Metric3D
-    from mono_metric.depth.export import save_depth_outputs
 
     src = Path(args.input)
     if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = natural_sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     else:
         files = [src]
-    if not files or not files[0].exists():
+    if not files or not files[0].is_file():
         raise InputError(f"{src} is neither an image nor a folder of images")
-    model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
-    if args.model == "mono_metric_tiny":
-        from mono_metric.depth.sources import tiny_real_warning
+    input_hw = _parse_size(args.input_size) if args.input_size else None
+    with output_dir(args.out, "depth", args.overwrite) as out:
+        model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
+        if args.model == "mono_metric_tiny":
+            from mono_metric.depth.sources import tiny_real_warning
 
-        print(tiny_real_warning(f"mono-metric depth {args.input} --model metric3d_vit_small"), file=sys.stderr)
-    input_hw = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
-    out = Path(args.out)
+            print(tiny_real_warning(f"mono-metric depth {args.input} --model metric3d_vit_small"), file=sys.stderr)
+        _depth_files(args, model, files, input_hw, out)
+    print(f"wrote {len(files)} prediction(s) to {out}")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise InputError(f"--input-size {text!r} must be HEIGHTxWIDTH in pixels, e.g. 616x1064") from err
+    if not (16 <= h <= 8192 and 16 <= w <= 8192):
+        raise InputError(f"--input-size {text!r}: height and width must lie in 16..8192 pixels")
+    return h, w
+
+
+def _depth_files(args, model, files, input_hw, out) -> None:
+    from mono_metric.datasets.base import read_rgb
+    from mono_metric.depth.export import save_depth_outputs
+
     range_m = None  # one colour range for all previews: from the first image's depth
     for path in files:
         image = read_rgb(path)
@@ -238,26 +264,30 @@ def _cmd_depth(args: argparse.Namespace) -> int:
         if not any(a is not None for a in (args.intrinsics, args.camera, args.fov)):
             print(f"{path.name}: {note}")
         pred = model.predict(image, camera, input_hw=input_hw)
+        valid = pred.depth_m[np.isfinite(pred.depth_m) & (pred.depth_m > 0)]
+        if valid.size < 0.01 * pred.depth_m.size:
+            raise InputError(f"{path.name}: the model gave no valid depth (NaN, inf or zero); check its weights "
+                             f"({args.weights or 'the official file'}) and the intrinsics")
         if range_m is None:
             from mono_metric.eval.plot import depth_range_m
 
             range_m = depth_range_m(pred.depth_m)
         written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera, range_m=range_m)
-        valid = pred.depth_m[pred.depth_m > 0]
         print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
               f"-> {', '.join(p.name for p in written)}")
-    print(f"wrote {len(files)} prediction(s) to {out}")
-    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mono_metric.train.config import load_train_config
-    from mono_metric.train.trainer import train
+    from mono_metric.train.trainer import check_resume_checkpoint, train
 
     overrides = {k: v for k, v in (("steps", args.steps), ("init_weights", args.init_weights)) if v is not None}
     cfg = load_train_config(args.config, overrides)
+    if args.resume:
+        check_resume_checkpoint(Path(args.out) / "checkpoint.pt", cfg)  # before minutes of data preparation
     print(f"training {cfg.model} ({cfg.cstm} canonical transform, {cfg.steps} steps) -> {args.out}")
-    metrics = train(cfg, args.out, resume=args.resume, progress=not args.quiet, device=args.device)
+    with output_dir(args.out, "train", args.overwrite, args.resume) as out:
+        metrics = train(cfg, out, resume=args.resume, progress=not args.quiet, device=args.device)
     for group, m in sorted(metrics.items()):
         print(f"val {group:>7}: AbsRel {m['abs_rel']:.3f}  delta1 {m['d1']:.3f}  RMSE {m['rmse']:.2f} m "
               f"({m['frames']} frames)")
@@ -269,8 +299,9 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from mono_metric.depth import Metric3D
     from mono_metric.depth.onnx import compare_onnx, export_onnx
 
+    out = claim_output_file(args.out or f"{args.model}_{args.height}x{args.width}.onnx", args.overwrite)
+    claim_output_file(out.with_name(out.name + ".json"), args.overwrite, flag="--out (its .json)")
     model = Metric3D.from_pretrained(args.model, args.weights)
-    out = Path(args.out or f"{args.model}_{args.height}x{args.width}.onnx")
     t0 = time.perf_counter()
     export_onnx(model, out, args.height, args.width, args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.json in {time.perf_counter() - t0:.1f} s")
@@ -412,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sequential", action="store_true", help="do not use Ray")
     b.add_argument("--cpus-per-task", type=float, default=1.0, help="Ray: CPUs reserved per sequence")
     b.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs reserved per sequence")
+    b.add_argument("--resume", action="store_true", help="continue an interrupted batch in --out: finished "
+                   "sequences are kept, interrupted ones resume from their snapshots")
     _add_threads(b)
 
     dp = command("depth", "metric depth of an image or a folder of images", _cmd_depth)
@@ -453,23 +486,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "rows) per line, paired by line")
     e.add_argument("--max-diff-s", type=float, default=0.02, help="TUM timestamp association tolerance (s)")
     e.add_argument("--out", default="outputs/eval", help="results folder")
+    for name, sp in sub.choices.items():  # one output-folder policy for every subcommand (docs/reliability.md)
+        sp.add_argument("--overwrite", action="store_true", help="replace the results of an earlier "
+                        + ("export at --out" if name == "export-onnx" else f"{name} in --out (refused otherwise)"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+    """The ``mono-metric`` entry point; ``--debug`` may come before or after the subcommand."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    clean, debug = split_debug(argv)
+    args = build_parser().parse_args(clean)
+
+    def command(args: argparse.Namespace) -> int:
         if hasattr(args, "threads"):
             set_threads(args.threads)
         return args.func(args)
-    except (InputError, FileNotFoundError, PermissionError) as err:
-        if args.debug:
-            raise
-        print(f"mono-metric: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mono-metric: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+    return run_guarded(command, args, argv, debug or args.debug)
 
 
 if __name__ == "__main__":

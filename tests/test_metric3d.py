@@ -96,6 +96,7 @@ def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
     preview = cv2.imread(str(tmp_path / "out" / "frame_preview.png"))
     assert preview.shape[1] > 1.8 * preview.shape[0]  # the image beside the depth (and a colour bar)
     assert "wrote 1 prediction" in capsys.readouterr().out
+    args.append("--overwrite")  # the same --out again
     assert main(args) == 0  # no intrinsics: the phone default, said out loud
     assert "ASSUMED" in capsys.readouterr().out
     assert main(args + ["--intrinsics", "100,100,80"]) == 1

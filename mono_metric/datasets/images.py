@@ -1,19 +1,27 @@
 """A folder of images with intrinsics, and a video file read with OpenCV."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from mono_metric.camera import Camera, read_camera_file
-from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
+from mono_metric.datasets.base import Sequence, image_size, read_rgb, select, sixteen_bit_depth
 from mono_metric.datasets.metadata import DEFAULT_FOCAL_35MM, focal_px_from_35mm, image_focal_35mm, video_focal_35mm
 from mono_metric.errors import InputError
 from mono_metric.types import Frame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+
+def natural_sorted(paths) -> list[Path]:
+    """Paths in the order a user numbers frames: ``frame_2`` before ``frame_10`` (digit runs compare as numbers)."""
+    def key(p: Path):
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name.lower()) if t]
+    return sorted(paths, key=key)
 
 
 def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intrinsics: str | Path | None,
@@ -43,14 +51,25 @@ def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intri
     if isinstance(camera, (tuple, list)):
         if len(camera) != 4:
             raise InputError(f"{source}: intrinsics must be four numbers fx, fy, cx, cy, got {camera!r}")
-        return Camera(*(float(v) for v in camera), width, height), "intrinsics given as fx, fy, cx, cy"
+        return _plausible(Camera(*(float(v) for v in camera), width, height)), "intrinsics given as fx, fy, cx, cy"
     if intrinsics is not None:
-        return Camera.from_yaml(intrinsics, width, height), f"intrinsics from {intrinsics}"
+        return _plausible(Camera.from_yaml(intrinsics, width, height)), f"intrinsics from {intrinsics}"
     cam = camera
     if (cam.width, cam.height) != (width, height):
         raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
                          f"{cam.width}x{cam.height}; give intrinsics of this resolution")
-    return cam, "intrinsics given as a Camera"
+    return _plausible(cam), "intrinsics given as a Camera"
+
+
+MAX_PINHOLE_HFOV_DEG = 150.0  # wider is no pinhole camera: usually a focal length in millimetres
+
+
+def _plausible(cam: Camera) -> Camera:
+    if cam.hfov_deg > MAX_PINHOLE_HFOV_DEG:
+        raise InputError(f"fx {cam.fx:g} px gives a {cam.hfov_deg:.0f} deg horizontal field of view for a "
+                         f"{cam.width} px wide image; focal lengths are in pixels (not millimetres): fix the "
+                         "intrinsics, or give --fov")
+    return cam
 
 
 def read_distortion(intrinsics: str | Path | None) -> tuple[float, ...] | None:
@@ -75,7 +94,10 @@ def resize_to(image: np.ndarray, camera: Camera) -> np.ndarray:
 
 
 class ImageFolder(Sequence):
-    """Sorted images of one folder; timestamps are ``index / fps``.
+    """Images of one folder in natural order (``2.png`` before ``10.png``); timestamps are ``index / fps``.
+
+    16-bit images are read with the bit depth their first image uses (e.g. 12-bit values 0-4095, see
+    :func:`~mono_metric.datasets.base.read_rgb`), the same for every frame, and the note says so.
 
     Args:
         path: folder of images (png/jpg/...).
@@ -94,7 +116,7 @@ class ImageFolder(Sequence):
                  fov_deg: float | None = None, fps: float = 10.0, stride: int = 1, start: int = 0,
                  max_frames: int | None = None, max_width: int | None = None):
         root = Path(path)
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
+        files = natural_sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
         if not files:
             raise InputError(f"{root} is not a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
         if camera is None and intrinsics is None and fov_deg is None:
@@ -109,11 +131,14 @@ class ImageFolder(Sequence):
             raise InputError(f"--fps must be positive, got {fps}")
         idx = select(len(files), stride, start, max_frames)
         self.files = [files[i] for i in idx]
+        self.bits = sixteen_bit_depth(files[0])
+        if self.bits is not None:
+            self.camera_note += f"; 16-bit images: values read as {self.bits}-bit (from {files[0].name})"
         self.timestamps = idx / float(fps)
         self.name = root.name
 
     def _load(self, index: int) -> Frame:
-        image = read_rgb(self.files[index])
+        image = read_rgb(self.files[index], self.bits)
         if (image.shape[1], image.shape[0]) != self._full_size:
             raise InputError(f"{self.files[index]} is {image.shape[1]}x{image.shape[0]}, the first image was "
                              f"{self._full_size[0]}x{self._full_size[1]}; one folder must hold one resolution")
