@@ -259,6 +259,7 @@ def _depth_files(args, model, files, input_hw, out) -> None:
     from mono_metric.datasets.base import read_rgb
     from mono_metric.depth.export import save_depth_outputs
 
+    range_m = None  # one colour range for all previews: from the first image's depth
     for path in files:
         image = read_rgb(path)
         camera, note = _camera_from_args(args, image.shape[1], image.shape[0], path)
@@ -269,7 +270,11 @@ def _depth_files(args, model, files, input_hw, out) -> None:
         if valid.size < 0.01 * pred.depth_m.size:
             raise InputError(f"{path.name}: the model gave no valid depth (NaN, inf or zero); check its weights "
                              f"({args.weights or 'the official file'}) and the intrinsics")
-        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
+        if range_m is None:
+            from mono_metric.eval.plot import depth_range_m
+
+            range_m = depth_range_m(pred.depth_m)
+        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera, range_m=range_m)
         print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
               f"-> {', '.join(p.name for p in written)}")
 
