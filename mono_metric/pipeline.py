@@ -285,8 +285,7 @@ class OdometryPipeline:
         m = 0 if seq.gt is None else min(n, len(seq.gt))  # the ground truth may end before the frames
         if m > 2:
             gt = seq.gt[:m]
-            est = est[:m]
-            metrics = evaluate_trajectory(gt, est)
+            metrics = evaluate_trajectory(gt, est[:m])
             metrics["warnings"] = warnings
             metrics["lost_frames"] = summary["lost_frames"]
             gt.write_tum(self.out_dir / "gt_tum.txt")
