@@ -315,8 +315,6 @@ class OdometryPipeline:
                 summary["map"].update(mesh_accuracy(mesh, gt_mesh, T_world_first_cam))
                 metrics["map"] = summary["map"]
             write_json(self.out_dir / "metrics.json", metrics, "undefined for this trajectory")
-            plot_args.update(keyframes=[k for k in plot_args["keyframes"] if k < m],  # frames with ground truth
-                             lost_spans=[[a, min(b, m - 1)] for a, b in plot_args["lost_spans"] if a < m])
             self._guarded_write("trajectory.png", lambda p: plot_trajectory(
                 p, est, gt, np.array(metrics["ate"]["T_gt_est"]), ate_rmse_m=metrics["ate"]["rmse_m"], **plot_args))
         elif n:
