@@ -69,6 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = {"depth": depth} if depth else {}
     if args.self_calibrate:
         overrides["camera"] = {"self_calibrate": True}
+    if args.loop_closure is not None:  # the back-end's loop closure and relocalisation together
+        overrides["backend"] = {"loop_closure": args.loop_closure, "relocalise": args.loop_closure}
     cfg = _load_config(args.config, depth_source, overrides)
     if cfg.camera.self_calibrate:
         print(f"{seq.name}: focal length to be estimated from the motion of the first {cfg.camera.calib_frames} "
@@ -411,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: full resolution)")
     r.add_argument("--self-calibrate", action="store_true",
                    help="estimate the focal length from the first frames' motion (camera.self_calibrate)")
+    r.add_argument("--loop-closure", action=argparse.BooleanOptionalAction, default=None,
+                   help="SLAM back-end: loop closure + relocalisation (backend.loop_closure/relocalise; "
+                   "default: the config's)")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
     r.add_argument("--out", default="outputs/run", help="results folder")
     r.add_argument("--resume", action="store_true",

@@ -229,6 +229,72 @@ class TrackingConfig:
 
 
 @dataclass
+class BackendConfig:
+    """The SLAM back-end (:mod:`mono_metric.backend`): loop closure and relocalisation over the Map.
+
+    Attributes:
+        loop_closure: detect loops on each new keyframe, verify them and optimise the pose graph.
+        relocalise: place a lost frame by matching it against the map's keyframes.
+        descriptor: global place descriptor: 'bow' (bag of ORB binary words, vocabulary built online
+            from the first keyframes) or 'thumbnail' (pooled 32x24 zero-mean grey image).
+        orb_features: ORB keypoints per keyframe for verification.
+        exclude_recent: keyframes this recent are never loop candidates.
+        candidates: best-scoring keyframes verified per new keyframe.
+        proximity_ratio: metric-pose prior: a candidate must lie within ``proximity_min_m`` plus this
+            fraction of the path driven between the two keyframes (the drift bound) of the new one.
+        proximity_min_m: see ``proximity_ratio``.
+        max_correction_ratio: a loop may move the new keyframe by at most this fraction of the path between
+            the two keyframes (plus two ICP voxels): the odometry's drift bound (~1 % measured, 3 % allowed).
+        min_inliers: PnP-RANSAC inliers needed to accept a loop or a relocalisation.
+        min_inlier_ratio: ... and this fraction of the descriptor matches.
+        reproj_px: PnP-RANSAC inlier threshold.
+        max_depth_error: consistency test: median relative difference between the new keyframe's own depth
+            and the depth the registration predicts at the inliers.
+        icp_voxel_ratio: ICP refinement voxel as a fraction of the keyframe's median depth.
+        icp_min_fitness: ICP result kept when at least this fraction of points pair (else the PnP pose).
+        line_process: pose-graph edge prune threshold of Open3D's line process (wrong loops are switched
+            off below it).
+    """
+
+    loop_closure: bool = False
+    relocalise: bool = False
+    descriptor: str = "bow"
+    orb_features: int = 1000
+    exclude_recent: int = 15
+    candidates: int = 3
+    proximity_ratio: float = 0.1
+    proximity_min_m: float = 3.0
+    max_correction_ratio: float = 0.03
+    min_inliers: int = 40
+    min_inlier_ratio: float = 0.25
+    reproj_px: float = 3.0
+    max_depth_error: float = 0.15
+    icp_voxel_ratio: float = 0.02
+    icp_min_fitness: float = 0.3
+    line_process: float = 0.25
+
+    @property
+    def enabled(self) -> bool:
+        return self.loop_closure or self.relocalise
+
+    def validate(self) -> None:
+        check_choice("backend.descriptor", self.descriptor, ("bow", "thumbnail"))
+        check_range("backend.orb_features", self.orb_features, 50, 100000)
+        check_range("backend.exclude_recent", self.exclude_recent, 1, 100000)
+        check_range("backend.candidates", self.candidates, 1, 100)
+        check_range("backend.proximity_ratio", self.proximity_ratio, 0.0, 10.0)
+        check_range("backend.proximity_min_m", self.proximity_min_m, 0.0, 1e6)
+        check_range("backend.max_correction_ratio", self.max_correction_ratio, 0.0, 10.0)
+        check_range("backend.min_inliers", self.min_inliers, 6, 100000)
+        check_range("backend.min_inlier_ratio", self.min_inlier_ratio, 0.0, 1.0)
+        check_range("backend.reproj_px", self.reproj_px, 0.1, 50.0)
+        check_range("backend.max_depth_error", self.max_depth_error, 0.0, 10.0)
+        check_range("backend.icp_voxel_ratio", self.icp_voxel_ratio, 1e-4, 1.0)
+        check_range("backend.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)
+        check_range("backend.line_process", self.line_process, 0.0, 1.0)
+
+
+@dataclass
 class MappingConfig:
     """TSDF fusion of keyframe depth, and the quick-look point cloud.
 
@@ -300,6 +366,7 @@ class Config:
     depth: DepthConfig = field(default_factory=DepthConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

@@ -133,6 +133,22 @@ def rpe(gt, est, delta: int = 1, all_pairs: bool = False) -> RPEResult:
                      float(re.mean()), delta, len(E))
 
 
+def relative_rotation_errors_deg(gt, est, delta: int = 1) -> np.ndarray:
+    """(N - delta,) angle of (R_gt_i^T R_gt_i+d)^T (R_est_i^T R_est_i+d) for every frame i, degrees.
+
+    The rotation part of the RPE for every pair (not only its RMSE): medians of it compare
+    frame-to-frame rotation estimators regardless of their translation.
+    """
+    Q, P = _poses(gt)[:, :3, :3], _poses(est)[:, :3, :3]
+    if Q.shape != P.shape:
+        raise ValueError(f"trajectories differ in length: gt {len(Q)} vs est {len(P)}")
+    if not 1 <= delta < len(Q):
+        raise ValueError(f"delta must be in [1, {len(Q) - 1}], got {delta}")
+    rel_q = np.swapaxes(Q[:-delta], 1, 2) @ Q[delta:]
+    rel_p = np.swapaxes(P[:-delta], 1, 2) @ P[delta:]
+    return np.degrees(rotation_angle_rad(np.swapaxes(rel_q, 1, 2) @ rel_p))
+
+
 def cumulative_distance_m(T_world_cam: np.ndarray) -> np.ndarray:
     """(N,) distance travelled up to each frame."""
     steps = np.linalg.norm(np.diff(T_world_cam[:, :3, 3], axis=0), axis=1)
