@@ -188,12 +188,10 @@ class Odometry:
 
     def _dense_refine(self, T_cam_world: np.ndarray, gray: np.ndarray) -> np.ndarray:
         """The pose refined photometrically against the keyframe; kept where it lowers the photometric cost and
-        stays within ``dense_max_change_m``/``_deg`` of the feature pose."""
+        stays within ``dense_max_change_m``/``_deg`` of the feature pose (its time counts as 'pose')."""
         cfg, T_world_kf = self.config, self._kf.T_world_cam
-        t0 = time.perf_counter()
         res = photometric_refine(self._dense_ref, gray, T_cam_world @ T_world_kf, cfg.dense_finest_level,
                                  cfg.dense_iterations, cfg.dense_huber, depth_scale=self._kf.depth_scale)
-        self.timings_s["dense"] = self.timings_s.get("dense", 0.0) + time.perf_counter() - t0
         change = inv_se3(T_cam_world @ T_world_kf) @ res.T_cur_ref
         if not (res.cost_final < res.cost_init and np.linalg.norm(change[:3, 3]) < cfg.dense_max_change_m
                 and np.degrees(rotation_angle_rad(change[:3, :3])) < cfg.dense_max_change_deg):
