@@ -88,16 +88,35 @@ class Camera:
         return cls(f, f, (width - 1) / 2.0, (height - 1) / 2.0, width, height)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "Camera":
-        """Read ``fx, fy, cx, cy, width, height`` (or ``hfov_deg, width, height``) from YAML."""
-        data = read_yaml_mapping(path, "intrinsics file", "fx, fy, cx, cy, width, height")
+    def from_yaml(cls, path: str | Path, width: int | None = None, height: int | None = None) -> "Camera":
+        """Read a camera file in any style :func:`read_camera_file` knows.
+
+        Args:
+            path: the file.
+            width, height: image size to use when the file does not state one (ORB-SLAM2 files often
+                do not); a file that states another size is an error.
+        """
+        data = read_camera_file(path)
+        w, h = data.get("width"), data.get("height")
+        if w is None or h is None:
+            if width is None or height is None:
+                raise InputError(f"intrinsics file {path} lacks key 'width'/'height'; needs fx, fy, cx, cy, width, "
+                                 "height (or the frames' size)")
+            w, h = width, height
+        elif width is not None and (w, h) != (width, height):
+            raise InputError(f"frames are {width}x{height} but the intrinsics in {path} are for {w}x{h}; "
+                             "give intrinsics of this resolution")
         try:
             if "hfov_deg" in data:
-                return cls.from_fov(float(data["hfov_deg"]), int(data["width"]), int(data["height"]))
-            return cls(*(float(data[k]) for k in ("fx", "fy", "cx", "cy")),
-                       int(data["width"]), int(data["height"]))
+                return cls.from_fov(float(data["hfov_deg"]), int(w), int(h))
+            return cls(float(data["fx"]), float(data["fy"]), float(data["cx"]), float(data["cy"]), int(w), int(h))
         except KeyError as err:
             raise InputError(f"intrinsics file {path} lacks key {err}; needs fx, fy, cx, cy, width, height") from err
+        except (TypeError, ValueError, OverflowError) as err:
+            if isinstance(err, InputError):
+                raise
+            raise InputError(f"intrinsics file {path}: fx, fy, cx, cy, width and height must be numbers "
+                             f"({err})") from err
 
     def to_yaml(self, path: str | Path) -> None:
         """Write the intrinsics in the format :meth:`from_yaml` reads."""
@@ -193,6 +212,123 @@ class Camera:
 
 
 COEFF_COUNTS = (4, 5, 8)
+_NATIVE_KEYS = "fx, fy, cx, cy, width, height"
+
+
+def read_camera_file(path: str | Path) -> dict:
+    """Pinhole intrinsics from a camera file in one of these styles:
+
+    - this package's YAML: ``fx, fy, cx, cy, width, height`` (or ``hfov_deg, width, height``), optional
+      ``distortion: [k1, k2, p1, p2, k3]``;
+    - OpenCV FileStorage YAML (``%YAML:1.0`` header, read with ``cv2.FileStorage``): ORB-SLAM2/3 settings
+      (``Camera.fx`` / ``Camera1.fx`` ..., ``Camera.k1 k2 p1 p2 [k3]``, ``Camera.width/height``) or
+      OpenCV calibration output (``camera_matrix``, ``distortion_coefficients``, ``image_width/height``);
+    - EuRoC / Kalibr ``sensor.yaml``: ``intrinsics: [fu, fv, cu, cv]``, ``distortion_coefficients``,
+      ``resolution: [width, height]`` (``distortion_model: radial-tangential``).
+
+    Returns:
+        dict with ``fx, fy, cx, cy`` (pixels) or ``hfov_deg``, ``width``, ``height`` (None when the file
+        does not say) and ``distortion`` (validated OpenCV coefficients, or None).
+
+    Raises:
+        InputError: missing file, unreadable file, unknown style, missing keys, or a distortion model
+            other than radial-tangential (pinhole + OpenCV coefficients).
+    """
+    path = Path(path)
+    data = read_calibration_yaml(path)
+    prefix = next((p for p in ("Camera.", "Camera1.") if p + "fx" in data), None)
+    try:
+        if prefix is not None:  # ORB-SLAM settings
+            cam_type = str(data.get(prefix + "type", data.get("Camera.type", "PinHole"))).lower()
+            if cam_type not in ("pinhole", "rectified"):
+                raise InputError(f"intrinsics file {path}: camera type {cam_type!r} is not a pinhole model with "
+                                 "OpenCV distortion; undistort the frames first or give a pinhole calibration")
+            k = [data[prefix + key] for key in ("fx", "fy", "cx", "cy")]
+            dist = [data.get(prefix + key, 0.0) for key in ("k1", "k2", "p1", "p2")]
+            if prefix + "k3" in data:
+                dist.append(data[prefix + "k3"])
+            size = (data.get("Camera.width", data.get(prefix + "width")),
+                    data.get("Camera.height", data.get(prefix + "height")))
+        elif "camera_matrix" in data:  # OpenCV calibration output
+            K = np.asarray(data["camera_matrix"], np.float64).reshape(3, 3)
+            k = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
+            dist = data.get("distortion_coefficients")
+            size = (data.get("image_width"), data.get("image_height"))
+        elif "intrinsics" in data:  # EuRoC / Kalibr
+            model = str(data.get("distortion_model", "radial-tangential")).lower()
+            if model not in ("radial-tangential", "radtan", "plumb_bob", "none"):
+                raise InputError(f"intrinsics file {path}: distortion_model {model!r} is not supported; use a "
+                                 "radial-tangential (OpenCV) calibration or undistorted frames")
+            k = [float(v) for v in data["intrinsics"]]
+            if len(k) != 4:
+                raise InputError(f"intrinsics file {path}: intrinsics must be [fu, fv, cu, cv], got {k}")
+            dist = data.get("distortion_coefficients")
+            size = tuple(data["resolution"]) if "resolution" in data else (None, None)
+        else:  # this package's own style
+            dist, size = data.get("distortion"), (data.get("width"), data.get("height"))
+            if "hfov_deg" in data:
+                return {"hfov_deg": float(data["hfov_deg"]), "width": size[0], "height": size[1],
+                        "distortion": check_distortion(dist, f"{path} distortion")}
+            k = [data[key] for key in ("fx", "fy", "cx", "cy")]
+    except KeyError as err:
+        raise InputError(f"intrinsics file {path} lacks key {err}; needs {_NATIVE_KEYS} (or OpenCV/ORB-SLAM "
+                         "Camera.fx ..., or EuRoC intrinsics: [fu, fv, cu, cv] + resolution)") from err
+    try:
+        fx, fy, cx, cy = (float(v) for v in k)
+        width, height = (None if v is None else int(v) for v in size)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"intrinsics file {path}: fx, fy, cx, cy, width, height must be numbers ({err})") from err
+    return {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": width, "height": height,
+            "distortion": check_distortion(dist, f"{path} distortion")}
+
+
+def read_calibration_yaml(path: str | Path, what: str = "intrinsics file") -> dict:
+    """The top-level mapping of a calibration YAML file: OpenCV FileStorage files (``%YAML:1.0`` header,
+    which PyYAML refuses) are read with ``cv2.FileStorage``, others with PyYAML.
+
+    Raises:
+        InputError: missing or unreadable file, naming ``what``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist; pass an existing YAML file")
+    with open(path, "rb") as f:
+        opencv = f.read(16).lstrip().startswith(b"%YAML")
+    return _read_opencv_yaml(path, what) if opencv else read_yaml_mapping(path, what, _NATIVE_KEYS)
+
+
+def _read_opencv_yaml(path: Path, what: str) -> dict:
+    """An OpenCV FileStorage YAML file as plain values: numbers, strings, lists, nested mappings;
+    ``!!opencv-matrix`` entries become flat lists of their data."""
+    import cv2
+
+    try:
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except cv2.error as err:
+        raise InputError(f"{what} {path} is not valid OpenCV YAML: {str(err).strip()[:200]}") from err
+    if not fs.isOpened():
+        raise InputError(f"{what} {path} cannot be read as OpenCV YAML")
+
+    def value(node):
+        if node.isInt():
+            return int(node.real())
+        if node.isReal():
+            return node.real()
+        if node.isString():
+            return node.string()
+        if node.isSeq():
+            return [value(node.at(i)) for i in range(node.size())]
+        if node.isMap():
+            keys = node.keys()
+            if {"rows", "cols", "dt", "data"} <= set(keys):  # !!opencv-matrix
+                return node.mat().reshape(-1).tolist()
+            return {k: value(node.getNode(k)) for k in keys}
+        return None
+
+    root = fs.root()
+    out = {key: value(root.getNode(key)) for key in root.keys()}
+    fs.release()
+    return out
 
 
 def check_distortion(coeffs, source: str = "distortion") -> tuple[float, ...] | None:

@@ -5,100 +5,100 @@ Bad input ends in a one-line error and exit code 1; ``--debug`` shows the traceb
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mono_metric.errors import InputError
+from mono_metric.errors import InputError, run_guarded, split_debug
+from mono_metric.outputs import claim_output_file, clear_folder, output_dir, write_json, write_marker
+from mono_metric.resume import has_snapshot
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from mono_metric.eval.plot import plot_top_view
-    from mono_metric.eval.trajectory import evaluate_trajectory
-    from mono_metric.types import Trajectory
+    from mono_metric.eval.pairing import pair_trajectories, read_trajectory
+    from mono_metric.eval.plot import plot_trajectory
+    from mono_metric.eval.trajectory import evaluate_trajectory, format_metrics
 
-    gt, est = Trajectory.read(args.gt, args.format), Trajectory.read(args.est, args.format)
-    gt, est = _associate(gt, est, args.format, args.max_diff_s)
+    gt, est = read_trajectory(args.gt, args.format), read_trajectory(args.est, args.format)
+    gt, est, note = pair_trajectories(gt, est, args.format, args.max_diff_s)
+    if note:
+        print(note)
     metrics = evaluate_trajectory(gt, est)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_top_view(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]), title=Path(args.est).name)
-    print(_format_metrics(metrics))
+    with output_dir(args.out, "eval", args.overwrite) as out:
+        write_json(out / "metrics.json", metrics, "undefined for these trajectories")
+        plot_trajectory(out / "trajectory.png", est, gt, np.array(metrics["ate"]["T_gt_est"]),
+                        ate_rmse_m=metrics["ate"]["rmse_m"], title=Path(args.est).name)
+    print(format_metrics(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'trajectory.png'}")
     return 0
 
 
-def _associate(gt, est, fmt: str, max_diff_s: float):
-    """KITTI files pair line by line; TUM files pair by nearest timestamp."""
-    import numpy as np
-
-    from mono_metric.datasets.tum import associate
-
-    if fmt == "kitti":
-        if len(gt) != len(est):
-            raise InputError(f"KITTI files pair line by line but have {len(gt)} and {len(est)} poses")
-        return gt, est
-    j = associate(est.timestamps, gt.timestamps, max_diff_s)
-    keep = np.flatnonzero(j >= 0)
-    if len(keep) < 3:
-        raise InputError(f"only {len(keep)} estimated poses lie within {max_diff_s} s of a ground-truth stamp; "
-                         "check that both files use the same clock or raise --max-diff-s")
-    return gt[j[keep]], est[keep]
-
-
-def _format_metrics(m: dict) -> str:
-    a, k, ks = m["ate"], m["kitti"], m["kitti_short"]
-    lines = [f"frames {m['frames']}, path {m['path_length_m']:.1f} m",
-             f"ATE RMSE (SE3, no scale) {a['rmse_m']:.3f} m | Sim3 scale {a['sim3_scale']:.4f} "
-             f"(scale error {100 * a['scale_error']:.2f} %)"]
-    if m.get("rpe"):
-        r = m["rpe"]
-        lines.append(f"RPE (1 frame) {r['trans_rmse_m'] * 100:.2f} cm, {r['rot_rmse_deg']:.3f} deg RMSE")
-    for name, s in (("KITTI", k), ("KITTI-short", ks)):
-        if s["segments"]:
-            lines.append(f"{name}: t_err {s['t_err_pct']:.2f} %, r_err {s['r_err_deg_per_100m']:.3f} deg/100 m "
-                         f"({s['segments']} segments)")
-        else:
-            lines.append(f"{name}: sequence shorter than the shortest segment")
-    return "\n".join(lines)
+def _loader_options(args: argparse.Namespace) -> dict:
+    """``load_sequence`` options of the ``run`` flags that were given (loaders refuse ones that do not apply)."""
+    _check_one_camera_source(args)
+    opts = {k: v for k, v in (("sequence", args.sequence), ("max_frames", args.max_frames), ("fov_deg", args.fov),
+                              ("intrinsics", args.camera), ("max_width", args.max_width), ("fps", args.fps))
+            if v is not None}
+    if args.stride != 1:
+        opts["stride"] = args.stride
+    if args.intrinsics is not None:
+        opts["camera"] = _parse_intrinsics(args.intrinsics)  # the loaders' camera= takes numbers or a Camera
+    if args.skip_missing:
+        opts["missing"] = "skip"
+    return opts
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from mono_metric.datasets import load_sequence
+    from mono_metric.depth.sources import default_depth_source
     from mono_metric.pipeline import OdometryPipeline
 
-    opts = {k: v for k, v in (("sequence", args.sequence), ("max_frames", args.max_frames)) if v is not None}
-    if args.stride != 1:
-        opts["stride"] = args.stride
-    if args.fov is not None:
-        opts["fov_deg"] = args.fov
-    if args.intrinsics is not None:
-        opts["camera"] = _parse_intrinsics(args.intrinsics)
-    if args.camera is not None:
-        opts["intrinsics"] = args.camera
-    if args.max_width is not None:
-        opts["max_width"] = args.max_width
-    if args.skip_missing:
-        opts["missing"] = "skip"
-    seq = load_sequence(args.path, args.kind, **opts)
+    seq = load_sequence(args.path, args.kind, **_loader_options(args))
+    depth_source = args.depth
+    if args.config is None and depth_source is None:
+        if args.weights is not None:
+            raise InputError(f"--weights {args.weights} needs --depth MODEL naming the model it belongs to "
+                             "(e.g. --depth metric3d_vit_small)")
+        depth_source, why = default_depth_source(seq)
+        print(f"depth: {depth_source}: {why}")
     depth = {k: v for k, v in (("weights", args.weights), ("device", args.device)) if v}
     overrides = {"depth": depth} if depth else {}
     if args.self_calibrate:
         overrides["camera"] = {"self_calibrate": True}
-    cfg = _load_config(args.config, args.depth, overrides)
-    if getattr(seq, "camera_note", None):
+    if args.loop_closure is not None:  # the back-end's loop closure and relocalisation together
+        overrides["backend"] = {"loop_closure": args.loop_closure, "relocalise": args.loop_closure}
+    cfg = _load_config(args.config, depth_source, overrides)
+    if cfg.camera.self_calibrate:
+        print(f"{seq.name}: focal length to be estimated from the motion of the first {cfg.camera.calib_frames} "
+              f"frames (self-calibration); principal point kept at ({seq.camera.cx:.1f}, {seq.camera.cy:.1f}) px")
+    elif getattr(seq, "camera_note", None):
         print(f"{seq.name}: {seq.camera_note}")
-    pipeline = OdometryPipeline(seq, cfg, args.out, progress=not args.quiet, resume=args.resume,
-                                snapshot_every_s=args.snapshot_every)
-    summary = pipeline.run()
+    if getattr(seq, "gt_note", None):
+        print(f"{seq.name}: ground truth: {seq.gt_note}")
+    with output_dir(args.out, "run", args.overwrite, args.resume) as out:
+        if args.resume and not has_snapshot(out):  # killed before its first snapshot: start over, cleanly
+            clear_folder(out)
+            write_marker(out, "run", "running")
+        pipeline = OdometryPipeline(seq, cfg, out, progress=not args.quiet, resume=args.resume,
+                                    snapshot_every_s=args.snapshot_every, recorder=_recorder(args))
+        summary = pipeline.run()
     _print_summary(summary)
+    if args.rerun:
+        print(f"rerun recording: {args.rerun} (open it with: rerun {args.rerun})")
     return 0
+
+
+def _recorder(args: argparse.Namespace):
+    """A :class:`RerunRecorder` for ``--rerun FILE`` / ``--rerun-spawn`` / ``--rerun-connect ADDR``, or None."""
+    if not (args.rerun or args.rerun_spawn or args.rerun_connect):
+        return None
+    from mono_metric.viz.recorder import RerunRecorder
+
+    return RerunRecorder(args.rerun, spawn=args.rerun_spawn, connect=args.rerun_connect)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -113,16 +113,22 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         opts["max_frames"] = args.max_frames
     use_ray = False if args.sequential else (True if args.ray is not None else None)
     address = None if args.ray in (None, "local") else args.ray
-    print(f"batch: {len(inputs)} sequence(s) -> {args.out}")
-    rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
-                     load_opts=opts)
+    auto_depth = args.config is None and args.depth is None
+    print(f"batch: {len(inputs)} sequence(s) -> {args.out}"
+          + ("; depth chosen per sequence from its data, as in run" if auto_depth else ""))
+    with output_dir(args.out, "batch", args.overwrite, args.resume):
+        rows = run_batch(inputs, cfg, args.out, use_ray, address, args.cpus_per_task, args.gpus_per_task,
+                         load_opts=opts, auto_depth=auto_depth, resume=args.resume)
     for r in rows:
-        detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if "ate_m" in r else
+        detail = (f"ATE {r['ate_m']:.3f} m, scale error {r['scale_error_pct']:.2f} %" if r.get("ate_m") is not None else
                   r.get("error", "no ground truth"))
-        print(f"  {r['name']}: {r['status']} ({detail})")
+        print(f"  {r['name']}: {r['status']}" + (f", depth {r['depth']}" if r.get("depth") else "") + f" ({detail})")
     failed = sum(r["status"] != "ok" for r in rows)
     print(f"summary: {Path(args.out) / 'summary.csv'} ({len(rows) - failed} ok, {failed} failed)")
-    return 1 if failed == len(rows) else 0
+    if failed == len(rows):
+        raise InputError(f"every sequence of the batch failed (first: {rows[0]['name']}: {rows[0].get('error')}); "
+                         f"see {Path(args.out) / 'summary.csv'}")
+    return 0
 
 
 def _load_config(path, depth_source: str | None, overrides: dict | None = None):
@@ -159,11 +165,15 @@ def _print_summary(summary: dict) -> None:
           + " (tracking = features {:.1f} + pose {:.1f} + BA {:.1f} + ICP {:.1f} + keyframes)".format(
               *(t[f"tracking_{k}_ms_per_frame"] for k in ("features", "pose", "ba", "icp"))))
     if "metrics" in summary:
-        print(_format_metrics(summary["metrics"]))
+        from mono_metric.eval.trajectory import format_metrics
+
+        print(format_metrics(summary["metrics"]))
     if "map" in summary:
         print(f"map: {summary['map']['fused_keyframes']} keyframes fused, {summary['map']['voxel_blocks']} voxel blocks"
               + (f"; mesh accuracy vs GT {100 * summary['map']['accuracy_m']:.1f} cm (mean), "
                  f"{100 * summary['map']['accuracy_median_m']:.1f} cm (median)" if "accuracy_m" in summary["map"] else ""))
+    for w in summary.get("warnings", []):
+        print(w)
     print(f"results in {summary['out_dir']}")
 
 
@@ -181,61 +191,100 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(config, args.depth)
     print(f"depth: {cfg.depth.source}" + (" (embedded, trained on the synthetic world; no download)"
                                           if cfg.depth.source == "mono_metric_tiny" else ""))
-    summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet).run()
-    seq.export_mesh(out / "scene_gt_mesh.ply")
+    with output_dir(out, "demo", args.overwrite):
+        recorder = None
+        try:
+            from mono_metric.viz.recorder import RerunRecorder
+
+            recorder = RerunRecorder(out / "recording.rrd")
+        except InputError as err:  # rerun-sdk not installed: the demo runs without a recording
+            print(f"no rerun recording: {err}")
+        summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet, recorder=recorder).run()
+        seq.export_mesh(out / "scene_gt_mesh.ply")
     _print_summary(summary)
+    if recorder is not None:
+        print(f"rerun recording: {out / 'recording.rrd'} (open it with: rerun {out / 'recording.rrd'})")
     print(f"total {time.perf_counter() - t0:.1f} s; ground-truth scene mesh: {out / 'scene_gt_mesh.ply'}")
     return 0
+
+
+def _check_one_camera_source(args: argparse.Namespace) -> None:
+    if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) > 1:
+        raise InputError("give only one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
 
 
 def _camera_from_args(args: argparse.Namespace, width: int, height: int, source: Path):
     from mono_metric.datasets.images import resolve_camera
     from mono_metric.datasets.metadata import image_focal_35mm
 
-    if sum(a is not None for a in (args.intrinsics, args.camera, args.fov)) > 1:
-        raise InputError("give only one of --intrinsics fx,fy,cx,cy, --camera FILE.yaml or --fov DEGREES")
+    _check_one_camera_source(args)
     camera = _parse_intrinsics(args.intrinsics) if args.intrinsics is not None else None
     return resolve_camera(width, height, camera, args.camera, args.fov, source, image_focal_35mm(source))
 
 
 def _cmd_depth(args: argparse.Namespace) -> int:
-    from mono_metric.datasets.base import read_rgb
-    from mono_metric.datasets.images import IMAGE_EXTENSIONS
+    from mono_metric.datasets.images import IMAGE_EXTENSIONS, natural_sorted
     from mono_metric.depth import Metric3D
-    from mono_metric.depth.export import save_depth_outputs
 
     src = Path(args.input)
     if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = natural_sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     else:
         files = [src]
-    if not files or not files[0].exists():
+    if not files or not files[0].is_file():
         raise InputError(f"{src} is neither an image nor a folder of images")
-    model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
-    input_hw = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
-    out = Path(args.out)
+    input_hw = _parse_size(args.input_size) if args.input_size else None
+    with output_dir(args.out, "depth", args.overwrite) as out:
+        model = Metric3D.from_pretrained(args.model, args.weights, device=args.device)
+        if args.model == "mono_metric_tiny":
+            from mono_metric.depth.sources import tiny_real_warning
+
+            print(tiny_real_warning(f"mono-metric depth {args.input} --model metric3d_vit_small"), file=sys.stderr)
+        _depth_files(args, model, files, input_hw, out)
+    print(f"wrote {len(files)} prediction(s) to {out}")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise InputError(f"--input-size {text!r} must be HEIGHTxWIDTH in pixels, e.g. 616x1064") from err
+    if not (16 <= h <= 8192 and 16 <= w <= 8192):
+        raise InputError(f"--input-size {text!r}: height and width must lie in 16..8192 pixels")
+    return h, w
+
+
+def _depth_files(args, model, files, input_hw, out) -> None:
+    from mono_metric.datasets.base import read_rgb
+    from mono_metric.depth.export import save_depth_outputs
+
     for path in files:
         image = read_rgb(path)
         camera, note = _camera_from_args(args, image.shape[1], image.shape[0], path)
         if not any(a is not None for a in (args.intrinsics, args.camera, args.fov)):
             print(f"{path.name}: {note}")
         pred = model.predict(image, camera, input_hw=input_hw)
+        valid = pred.depth_m[np.isfinite(pred.depth_m) & (pred.depth_m > 0)]
+        if valid.size < 0.01 * pred.depth_m.size:
+            raise InputError(f"{path.name}: the model gave no valid depth (NaN, inf or zero); check its weights "
+                             f"({args.weights or 'the official file'}) and the intrinsics")
         written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
-        valid = pred.depth_m[pred.depth_m > 0]
         print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
               f"-> {', '.join(p.name for p in written)}")
-    print(f"wrote {len(files)} prediction(s) to {out}")
-    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mono_metric.train.config import load_train_config
-    from mono_metric.train.trainer import train
+    from mono_metric.train.trainer import check_resume_checkpoint, train
 
     overrides = {k: v for k, v in (("steps", args.steps), ("init_weights", args.init_weights)) if v is not None}
     cfg = load_train_config(args.config, overrides)
+    if args.resume:
+        check_resume_checkpoint(Path(args.out) / "checkpoint.pt", cfg)  # before minutes of data preparation
     print(f"training {cfg.model} ({cfg.cstm} canonical transform, {cfg.steps} steps) -> {args.out}")
-    metrics = train(cfg, args.out, resume=args.resume, progress=not args.quiet, device=args.device)
+    with output_dir(args.out, "train", args.overwrite, args.resume) as out:
+        metrics = train(cfg, out, resume=args.resume, progress=not args.quiet, device=args.device)
     for group, m in sorted(metrics.items()):
         print(f"val {group:>7}: AbsRel {m['abs_rel']:.3f}  delta1 {m['d1']:.3f}  RMSE {m['rmse']:.2f} m "
               f"({m['frames']} frames)")
@@ -247,8 +296,9 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from mono_metric.depth import Metric3D
     from mono_metric.depth.onnx import compare_onnx, export_onnx
 
+    out = claim_output_file(args.out or f"{args.model}_{args.height}x{args.width}.onnx", args.overwrite)
+    claim_output_file(out.with_name(out.name + ".json"), args.overwrite, flag="--out (its .json)")
     model = Metric3D.from_pretrained(args.model, args.weights)
-    out = Path(args.out or f"{args.model}_{args.height}x{args.width}.onnx")
     t0 = time.perf_counter()
     export_onnx(model, out, args.height, args.width, args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.json in {time.perf_counter() - t0:.1f} s")
@@ -259,120 +309,200 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mono-metric", description="Monocular metric visual odometry.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option with a default; options without one say in their help
+    what happens when they are left out."""
 
-    d = sub.add_parser("demo", help="offline demo on a rendered synthetic sequence")
-    d.add_argument("--scene", default="street", choices=["street", "room"])
-    d.add_argument("--frames", type=int, default=150)
-    d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--depth", help="override depth.source: mono_metric_tiny (the config's default, embedded "
-                   "model), gt (exact), gt_degraded (GT with network-like error) or a Metric3D model name")
-    d.add_argument("--config", help="settings (default: configs/synthetic_SCENE.yaml)")
-    d.add_argument("--out", default="outputs/demo")
-    d.add_argument("--quiet", action="store_true")
-    d.set_defaults(func=_cmd_demo)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or "%(default)" in action.help:
+            return action.help
+        return super()._get_help_string(action)
 
-    r = sub.add_parser("run", help="run odometry on a dataset, video or synthetic spec")
-    r.add_argument("path", help="dataset folder, video file, or synthetic:street?seed=3&frames=200")
-    r.add_argument("--kind", choices=["kitti", "tum", "images", "video", "synthetic"])
-    r.add_argument("--sequence", help="KITTI sequence id, e.g. 06")
-    r.add_argument("--config", help="configs/*.yaml")
-    r.add_argument("--depth", "--depth-model", dest="depth",
-                   help="override depth.source: gt, gt_degraded, mono_metric_tiny or a Metric3D model name")
-    r.add_argument("--weights", help="checkpoint of the depth model (default: cached official file)")
-    r.add_argument("--device", help="where the depth model runs: cpu, cuda, ...")
-    r.add_argument("--fov", type=float, help="horizontal field of view in degrees (images/video; default: the "
+
+def default_threads() -> int:
+    """Torch/OpenCV threads when ``--threads`` is not given: ``$OMP_NUM_THREADS`` when set, else 1 on
+    machines with at most 2 cores (more threads oversubscribe them), else half the cores, at most 8."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(8, cores // 2)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` (None: :func:`default_threads`) for torch and OpenCV in this process."""
+    import cv2
+    import torch
+
+    n = default_threads() if threads is None else threads
+    if n < 1:
+        raise InputError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+
+
+# ------------------------------------------------------------------ option groups shared by subcommands
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch and OpenCV threads (default: $OMP_NUM_THREADS if set, "
+                   f"else 1 on <= 2 cores, else half the cores up to 8; here {default_threads()})")
+
+
+def _add_camera_options(p: argparse.ArgumentParser, video: bool = True) -> None:
+    g = p.add_argument_group("camera (image folders and videos; at most one of --intrinsics/--camera/--fov)")
+    g.add_argument("--intrinsics", metavar="FX,FY,CX,CY",
+                   help="pinhole intrinsics in pixels of the full-resolution frames")
+    g.add_argument("--camera", metavar="FILE.yaml", help="camera file: fx/fy/cx/cy/width/height YAML, OpenCV or "
+                   "ORB-SLAM %%YAML:1.0 (Camera.fx ...), or EuRoC sensor.yaml (intrinsics: [fu, fv, cu, cv]); "
+                   "distortion coefficients in it are applied")
+    g.add_argument("--fov", type=float, metavar="DEGREES", help="horizontal field of view (none of the three: the "
                    "file's 35 mm-equivalent focal length, else a 26 mm phone lens, printed)")
-    r.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels of the full-resolution frames (images/video)")
-    r.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height) (images/video)")
-    r.add_argument("--max-width", type=int, help="video: downscale wider frames to this width")
+
+
+def _add_frame_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("frames")
+    g.add_argument("--kind", choices=["kitti", "tum", "euroc", "images", "video", "synthetic"],
+                   help="dataset loader (default: guessed from the path's layout)")
+    g.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+    g.add_argument("--max-frames", type=int, help="stop after this many frames (default: all)")
+
+
+def _add_depth_options(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("depth")
+    g.add_argument("--depth", "--depth-model", dest="depth", help="depth source: gt (the data's depth), gt_degraded "
+                   "(GT with network-like error), mono_metric_tiny (embedded, synthetic-only) or a Metric3D model "
+                   f"name (metric3d_vit_small, ...); {what}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mono-metric", description="Monocular metric visual odometry.",
+                                formatter_class=HelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", formatter_class=HelpFormatter)
+        c.set_defaults(func=func)
+        return c
+
+    d = command("demo", "offline demo on a rendered synthetic sequence", _cmd_demo)
+    d.add_argument("--scene", default="street", choices=["street", "room"], help="synthetic world")
+    d.add_argument("--frames", type=int, default=150, help="frames to render")
+    d.add_argument("--seed", type=int, default=1, help="scene seed")
+    _add_depth_options(d, "default: the config's (mono_metric_tiny)")
+    d.add_argument("--config", help="settings YAML (default: configs/synthetic_SCENE.yaml)")
+    d.add_argument("--out", default="outputs/demo", help="results folder")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_threads(d)
+
+    r = command("run", "run odometry on a dataset, video or synthetic spec", _cmd_run)
+    r.add_argument("path", help="dataset folder (KITTI, TUM, EuRoC), image folder, video file, or "
+                   "synthetic:street?seed=3&frames=200")
+    _add_frame_options(r)
+    r.add_argument("--sequence", help="KITTI sequence id, e.g. 06 (needed when the folder holds several)")
+    r.add_argument("--config", help="settings YAML, e.g. configs/kitti.yaml (default: built-in defaults)")
+    _add_depth_options(r, "default: the config's; without --config the data's depth when it has some, else an "
+                       "official model whose weights are cached, else mono_metric_tiny (printed)")
+    r.add_argument("--weights", help="checkpoint of the depth model (default: the cached official file)")
+    r.add_argument("--device", help="where the depth model runs: cpu, cuda, cuda:1 (default: the config's, cpu)")
+    _add_camera_options(r)
+    g = r.add_argument_group("image folders and videos")
+    g.add_argument("--fps", type=float, help="image folders: frame rate for timestamps = index / fps (default: 10)")
+    g.add_argument("--max-width", type=int, help="downscale wider frames to this width, intrinsics with them "
+                   "(default: full resolution)")
     r.add_argument("--self-calibrate", action="store_true",
                    help="estimate the focal length from the first frames' motion (camera.self_calibrate)")
+    r.add_argument("--loop-closure", action=argparse.BooleanOptionalAction, default=None,
+                   help="SLAM back-end: loop closure + relocalisation (backend.loop_closure/relocalise; "
+                   "default: the config's)")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
-    r.add_argument("--stride", type=int, default=1)
-    r.add_argument("--max-frames", type=int)
-    r.add_argument("--out", default="outputs/run")
+    r.add_argument("--out", default="outputs/run", help="results folder")
     r.add_argument("--resume", action="store_true",
                    help="continue a killed run in --out from its last snapshot (same data and options)")
     r.add_argument("--snapshot-every", type=float, default=30.0, metavar="S",
                    help="snapshot the run on the first keyframe after S seconds (0: every keyframe)")
-    r.add_argument("--quiet", action="store_true")
-    r.set_defaults(func=_cmd_run)
+    r.add_argument("--rerun", metavar="FILE.rrd", help="write a rerun recording of the run (needs the viz extra: "
+                   "pip install 'mono_metric[viz]'; open it with: rerun FILE.rrd)")
+    r.add_argument("--rerun-spawn", action="store_true", help="start a rerun viewer and stream the run to it")
+    r.add_argument("--rerun-connect", metavar="ADDR", help="stream the run to a running rerun viewer at ADDR "
+                   "(host:port, e.g. 127.0.0.1:9876, or a rerun+http:// URL)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_threads(r)
 
-    b = sub.add_parser("batch", help="run many sequences (Ray tasks when Ray is installed)")
+    b = command("batch", "run many sequences (Ray tasks when Ray is installed)", _cmd_batch)
     b.add_argument("inputs", nargs="+", help="paths, globs ('videos/*.mp4'), synthetic: specs or a .txt list")
-    b.add_argument("--out", default="outputs/batch")
-    b.add_argument("--config", help="configs/*.yaml shared by all runs")
-    b.add_argument("--depth", "--depth-model", dest="depth", help="override depth.source")
-    b.add_argument("--kind", choices=["kitti", "tum", "images", "video", "synthetic"])
-    b.add_argument("--fov", type=float, help="horizontal FOV for image folders and videos")
-    b.add_argument("--stride", type=int, default=1)
-    b.add_argument("--max-frames", type=int)
+    b.add_argument("--out", default="outputs/batch", help="results folder (one subfolder per sequence)")
+    b.add_argument("--config", help="settings YAML shared by all runs (default: built-in defaults)")
+    _add_depth_options(b, "default: the config's; without --config chosen per sequence as in run")
+    _add_frame_options(b)
+    b.add_argument("--fov", type=float, help="horizontal FOV in degrees for image folders and videos "
+                   "(default: metadata, else a 26 mm phone lens)")
     b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="use Ray (a local instance, or the cluster at ADDRESS); default: Ray when installed")
     b.add_argument("--sequential", action="store_true", help="do not use Ray")
-    b.add_argument("--cpus-per-task", type=float, default=1.0)
-    b.add_argument("--gpus-per-task", type=float, default=0.0)
-    b.set_defaults(func=_cmd_batch)
+    b.add_argument("--cpus-per-task", type=float, default=1.0, help="Ray: CPUs reserved per sequence")
+    b.add_argument("--gpus-per-task", type=float, default=0.0, help="Ray: GPUs reserved per sequence")
+    b.add_argument("--resume", action="store_true", help="continue an interrupted batch in --out: finished "
+                   "sequences are kept, interrupted ones resume from their snapshots")
+    _add_threads(b)
 
-    dp = sub.add_parser("depth", help="metric depth of an image or a folder of images")
+    dp = command("depth", "metric depth of an image or a folder of images", _cmd_depth)
     dp.add_argument("input", help="image file or folder of images")
-    dp.add_argument("--model", default="metric3d_vit_small", help="a Metric3D model name")
-    dp.add_argument("--weights", help="checkpoint file (default: cached official file)")
-    dp.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels")
-    dp.add_argument("--camera", help="intrinsics YAML (fx, fy, cx, cy, width, height)")
-    dp.add_argument("--fov", type=float, help="horizontal field of view in degrees")
-    dp.add_argument("--input-size", help="network input HxW (multiples of 32 for ConvNeXt, 28 for ViT); "
-                    "default: the official size")
+    dp.add_argument("--model", default="metric3d_vit_small", help="a Metric3D model name, or mono_metric_tiny")
+    dp.add_argument("--weights", help="checkpoint file (default: the cached official file)")
+    _add_camera_options(dp)
+    dp.add_argument("--input-size", metavar="HxW", help="network input size (multiples of 32 for ConvNeXt, 28 for "
+                    "ViT; default: the model's official size)")
     dp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    dp.add_argument("--out", default="outputs/depth")
-    dp.set_defaults(func=_cmd_depth)
+    dp.add_argument("--out", default="outputs/depth", help="results folder")
+    _add_threads(dp)
 
-    t = sub.add_parser("train", help="train or fine-tune a depth model in canonical camera space")
-    t.add_argument("--config", required=True, help="configs/train_*.yaml")
-    t.add_argument("--out", default="runs/train")
+    t = command("train", "train or fine-tune a depth model in canonical camera space", _cmd_train)
+    t.add_argument("--config", required=True, help="training settings, e.g. configs/train_tiny.yaml")
+    t.add_argument("--out", default="runs/train", help="folder for checkpoints, log and model.pt")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--steps", type=int, help="override the config's step count")
-    t.add_argument("--init-weights", help="start from this checkpoint (fine-tuning an official model)")
+    t.add_argument("--init-weights", help="start from this checkpoint (fine-tuning; default: the config's)")
     t.add_argument("--device", default="cpu", help="cpu, cuda, ...")
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=_cmd_train)
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(t)
 
-    x = sub.add_parser("export-onnx", help="export the depth network to ONNX at a fixed input size")
-    x.add_argument("--model", default="mono_metric_tiny", help="a model name (default: the embedded one)")
+    x = command("export-onnx", "export the depth network to ONNX at a fixed input size", _cmd_export_onnx)
+    x.add_argument("--model", default="mono_metric_tiny", help="a model name")
     x.add_argument("--weights", help="checkpoint file (default: embedded or cached official file)")
     x.add_argument("--height", type=int, required=True, help="network input height (a multiple of 32 or 28)")
     x.add_argument("--width", type=int, required=True, help="network input width")
-    x.add_argument("--opset", type=int, default=18)
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset version")
     x.add_argument("--out", help="output .onnx file (default: MODEL_HxW.onnx)")
     x.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
-    x.set_defaults(func=_cmd_export_onnx)
+    _add_threads(x)
 
-    e = sub.add_parser("eval", help="evaluate an estimated trajectory against ground truth")
-    e.add_argument("--gt", required=True)
-    e.add_argument("--est", required=True)
-    e.add_argument("--format", choices=["kitti", "tum"], default="tum")
-    e.add_argument("--max-diff-s", type=float, default=0.02, help="TUM timestamp association tolerance")
-    e.add_argument("--out", default="outputs/eval")
-    e.set_defaults(func=_cmd_eval)
+    e = command("eval", "evaluate an estimated trajectory against ground truth", _cmd_eval)
+    e.add_argument("--gt", required=True, help="ground-truth trajectory file")
+    e.add_argument("--est", required=True, help="estimated trajectory file (may cover part of the ground truth)")
+    e.add_argument("--format", choices=["kitti", "tum"], default="tum",
+                   help="tum: 'time tx ty tz qx qy qz qw' lines, paired by timestamp; kitti: 12 numbers (3x4 "
+                   "rows) per line, paired by line")
+    e.add_argument("--max-diff-s", type=float, default=0.02, help="TUM timestamp association tolerance (s)")
+    e.add_argument("--out", default="outputs/eval", help="results folder")
+    for name, sp in sub.choices.items():  # one output-folder policy for every subcommand (docs/reliability.md)
+        sp.add_argument("--overwrite", action="store_true", help="replace the results of an earlier "
+                        + ("export at --out" if name == "export-onnx" else f"{name} in --out (refused otherwise)"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+    """The ``mono-metric`` entry point; ``--debug`` may come before or after the subcommand."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    clean, debug = split_debug(argv)
+    args = build_parser().parse_args(clean)
+
+    def command(args: argparse.Namespace) -> int:
+        if hasattr(args, "threads"):
+            set_threads(args.threads)
         return args.func(args)
-    except (InputError, FileNotFoundError, PermissionError) as err:
-        if args.debug:
-            raise
-        print(f"mono-metric: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("mono-metric: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+    return run_guarded(command, args, argv, debug or args.debug)
 
 
 if __name__ == "__main__":

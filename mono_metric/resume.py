@@ -7,6 +7,7 @@ the new snapshot whole. Nothing is unpickled when loading.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -57,6 +58,25 @@ def load_snapshot(out_dir: Path) -> Snapshot | None:
             return Snapshot(odo, json.loads((folder / "progress.json").read_text()), tsdf if tsdf.is_file() else None,
                             cloud)
     return None
+
+
+def sequence_fingerprint(sequence) -> str:
+    """A short hash of what identifies the input: name, frame count, timestamps, camera and first frame's pixels.
+
+    A snapshot stores it, so ``--resume`` refuses to join two different sequences of equal length.
+    """
+    h = hashlib.sha256()
+    h.update(str(getattr(sequence, "name", "")).encode())
+    h.update(np.asarray(sequence.timestamps, dtype=np.float64).tobytes())
+    h.update(json.dumps(sequence.camera.to_dict(), sort_keys=True).encode())
+    if len(sequence):
+        h.update(np.ascontiguousarray(sequence[0].image).tobytes())
+    return h.hexdigest()[:24]
+
+
+def has_snapshot(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a snapshot (whole or not) to resume from."""
+    return any((Path(out_dir) / f"{NAME}{s}" / "progress.json").is_file() for s in ("", ".old"))
 
 
 def clear_snapshots(out_dir: Path) -> None:

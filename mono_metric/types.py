@@ -85,6 +85,15 @@ class Trajectory:
         """Read 12 numbers a line (row-major 3x4 ``T_world_cam``); timestamps default to 0, 1, 2, ..."""
         rows = _read_numeric_rows(path, 12, "KITTI poses (12 numbers a line)")
         M = rows.reshape(-1, 3, 4)
+        R = M[:, :, :3]
+        with np.errstate(all="ignore"):  # huge values overflow: not a rotation either
+            err = np.nan_to_num(np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2)), nan=np.inf)
+            det = np.linalg.det(R)
+        bad = np.flatnonzero((err > ROTATION_TOL) | ~(det > 0))
+        if bad.size:
+            raise InputError(f"{path}: pose {bad[0] + 1} (of {len(M)}) has a 3x3 block that is not a rotation "
+                             f"(|R^T R - I| = {err[bad[0]]:.3g}, det {det[bad[0]]:.3g}); KITTI lines are "
+                             "the row-major top 3x4 of T_world_cam")
         T = make_se3(M[:, :, :3], M[:, :, 3])
         ts = np.arange(len(T), dtype=np.float64) if timestamps is None else np.asarray(timestamps, np.float64)
         if ts.shape[0] != T.shape[0]:
@@ -100,6 +109,15 @@ class Trajectory:
     def read_tum(cls, path: str | Path) -> "Trajectory":
         """Read ``timestamp tx ty tz qx qy qz qw`` lines; ``#`` comments are skipped."""
         rows = _read_numeric_rows(path, 8, "TUM poses (t tx ty tz qx qy qz qw)")
+        norm = np.linalg.norm(rows[:, 4:8], axis=1)
+        if (norm < 1e-6).any():
+            raise InputError(f"{path}: pose {int(np.argmax(norm < 1e-6)) + 1} has a zero quaternion; TUM lines are "
+                             "t tx ty tz qx qy qz qw with a unit quaternion")
+        order = np.argsort(rows[:, 0], kind="stable")  # unsorted files are read in time order, as evo does
+        rows = rows[order]
+        dup = np.flatnonzero(np.diff(rows[:, 0]) <= 0)
+        if dup.size:
+            raise InputError(f"{path}: timestamp {rows[dup[0], 0]:.6f} appears twice; give one pose per time stamp")
         return cls(rows[:, 0], make_se3(quat_to_rotmat(rows[:, 4:8]), rows[:, 1:4]))
 
     def write_tum(self, path: str | Path) -> None:
@@ -122,13 +140,15 @@ class TrackResult:
 
     Attributes:
         T_world_cam: (4, 4) estimated pose.
-        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity) or
+        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity),
             'reinitialised' (the first frame tracked again after lost ones: re-anchored on the last
-            good frame's keyframe points, or on a keyframe made while lost).
+            good frame's keyframe points, or on a keyframe made while lost) or 'relocalised' (a lost
+            frame placed by matching it against the map's keyframes; it becomes a keyframe).
         inliers: PnP inlier count (0 for 'init'/'lost').
         tracked: keyframe corners tracked into this frame.
         keyframe: this frame became a keyframe.
         depth_m: (H, W) metric depth used for the keyframe (None for other frames).
+        loop: the loop closed on this keyframe (None: none); ``T_world_cam`` is then the corrected pose.
     """
 
     T_world_cam: np.ndarray
@@ -137,6 +157,26 @@ class TrackResult:
     tracked: int
     keyframe: bool = False
     depth_m: np.ndarray | None = None
+    loop: "LoopClosure | None" = None
+
+
+@dataclass
+class LoopClosure:
+    """A loop the back-end verified and closed (pose graph optimised).
+
+    Attributes:
+        keyframe: id of the new keyframe (index into the map's keyframes).
+        matched_keyframe: id of the older keyframe it was registered to.
+        inliers: PnP-RANSAC inliers of the registration.
+        correction_m: how far the optimisation moved the new keyframe (metres).
+        optimise_s: seconds spent in the pose-graph optimisation.
+    """
+
+    keyframe: int
+    matched_keyframe: int
+    inliers: int
+    correction_m: float
+    optimise_s: float
 
 
 @dataclass
@@ -163,6 +203,9 @@ class Keyframe:
     tracked_scale: float = 1.0
 
 
+ROTATION_TOL = 1e-2  # max |R^T R - I| of a KITTI rotation block (files keep 6-9 digits)
+
+
 def format_kitti(T_world_cam: np.ndarray) -> str:
     """KITTI pose lines (12 numbers, row-major top 3x4) of (N, 4, 4) poses, newline-terminated."""
     rows = np.asarray(T_world_cam)[:, :3, :].reshape(-1, 12)
@@ -181,8 +224,12 @@ def _read_numeric_rows(path: str | Path, ncols: int, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"trajectory file {path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"trajectory file {path} is not text (byte {err.start} is not UTF-8); expected {what}") from err
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

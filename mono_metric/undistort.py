@@ -36,6 +36,29 @@ def undistort_points(uv: np.ndarray, camera: Camera, coeffs) -> np.ndarray:
     return cv2.undistortPoints(uv, camera.K, np.array(d), R=None, P=camera.K, criteria=crit).reshape(-1, 2)
 
 
+def distortion_warning(camera: Camera, coeffs, valid_fraction: float) -> str | None:
+    """A sentence when ``coeffs`` look absurd for ``camera``, else None.
+
+    Absurd: the radial model folds back (r_distorted stops growing with r) inside the image, or the
+    undistorted image keeps under 70 % of its pixels (real lenses, even wide ones, keep more).
+    """
+    d = np.zeros(8)
+    d[:len(coeffs)] = coeffs
+    k1, k2, _, _, k3, k4, k5, k6 = d
+    corner = np.hypot(max(camera.cx, camera.width - 1 - camera.cx) / camera.fx,
+                      max(camera.cy, camera.height - 1 - camera.cy) / camera.fy)
+    r = np.linspace(0.0, corner, 200)
+    r2 = r * r
+    radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+    folds = bool(np.any(np.diff(r * radial) <= 0)) or not np.all(np.isfinite(radial))
+    if not folds and valid_fraction >= 0.7:
+        return None
+    why = "the radial model folds back inside the image" if folds else \
+        f"undistortion keeps only {100 * valid_fraction:.0f} % of the image"
+    return (f"distortion {list(coeffs)} looks wrong for a {camera.width}x{camera.height} image with fx {camera.fx:.1f} "
+            f"({why}); check the coefficients (OpenCV order k1 k2 p1 p2 k3) and that they belong to these intrinsics")
+
+
 class Undistorter:
     """Precomputed remap from a distorted image to the pinhole image of the same camera matrix.
 
@@ -55,6 +78,7 @@ class Undistorter:
         inside = ((self._map_x >= 0) & (self._map_x <= camera.width - 1)
                   & (self._map_y >= 0) & (self._map_y <= camera.height - 1))
         self.valid_mask = inside  # (H, W) pixels whose source lies inside the distorted image
+        self.warning = distortion_warning(camera, d, float(inside.mean()))
 
     def image(self, image: np.ndarray) -> np.ndarray:
         """(H, W[, C]) image -> undistorted (bilinear; outside the source becomes 0)."""

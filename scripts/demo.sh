@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/mono-metric demo "$@"
+exec .venv/bin/mono-metric demo --overwrite "$@"   # the demo replaces its own earlier results (outputs/demo)

@@ -71,19 +71,32 @@ def test_run_with_embedded_model_and_intrinsics(tmp_path, capsys):
     assert main(["run", str(folder), "--intrinsics", f"{c.fx},{c.fy},{c.cx},{c.cy}", "--depth", "mono_metric_tiny",
                  "--config", "configs/synthetic_room.yaml", "--out", str(out), "--quiet"]) == 0
     assert len(read_partial_trajectory(out)) == 8 and (out / "mesh.ply").is_file()
-    assert not (out / "metrics.json").exists()
+    assert not (out / "metrics.json").exists() and not (out / "T_world_first_cam.txt").exists()
+    assert (out / "trajectory.png").is_file() and (out / "report.html").is_file()  # also without ground truth
+    assert "No ground truth" in (out / "report.html").read_text()
     assert main(["run", str(folder), "--intrinsics", "1,2,3", "--out", str(out), "--quiet"]) == 1
     assert main(["run", str(folder), "--fov", "60", "--sequence", "00", "--out", str(out), "--quiet"]) == 1
     assert "does not apply" in capsys.readouterr().err
 
 
-def test_run_shared_kitti_and_tum(shared_data, tmp_path):
+def test_run_shared_kitti_and_tum(shared_data, tmp_path, capsys, monkeypatch):
     assert main(["run", str(shared_data / "tum_fr1_desk_9f"), "--skip-missing", "--config", "configs/tum.yaml",
                  "--out", str(tmp_path / "tum"), "--quiet"]) == 0
     assert len(read_partial_trajectory(tmp_path / "tum")) == 9
-    # KITTI has no depth: the GT depth source must refuse with a clear message, not crash.
+    # KITTI has no depth: without --config (and no official weights cached) the embedded model runs offline,
+    # with the synthetic-only warning printed and kept in the metrics.
+    monkeypatch.setenv("MONO_METRIC_HOME", str(tmp_path / "empty_cache"))
+    capsys.readouterr()
     assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "3", "--out", str(tmp_path / "k"),
-                 "--quiet"]) == 1
+                 "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "depth: mono_metric_tiny" in cap.out and cap.out.count("synthetic renders only") == 1
+    assert cap.err.count("synthetic renders only") == 1
+    assert "synthetic renders only" in json.loads((tmp_path / "k" / "metrics.json").read_text())["warnings"][0]
+    # Asked for ground-truth depth where there is none: a clear refusal, not a crash.
+    assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "3", "--depth", "gt",
+                 "--out", str(tmp_path / "k1"), "--quiet"]) == 1
+    assert "--depth metric3d_vit_small" in capsys.readouterr().err
     # The embedded model is available offline: real KITTI frames run end to end.
     assert main(["run", str(shared_data / "kitti_odometry"), "--max-frames", "12", "--depth", "mono_metric_tiny",
                  "--config", "configs/kitti.yaml", "--out", str(tmp_path / "k2"), "--quiet"]) == 0
@@ -97,6 +110,11 @@ def test_demo_small(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ATE RMSE" in out and "mono_metric_tiny" in out and "mesh accuracy" in out
     assert (tmp_path / "demo" / "scene_gt_mesh.ply").is_file() and (tmp_path / "demo" / "mesh.ply").is_file()
+    from mono_metric.viz import read_recording
+
+    tables = read_recording(tmp_path / "demo" / "recording.rrd")  # the demo's rerun recording
+    assert tables["/world/camera"].column("frame").to_pylist() == list(range(25)) and "/world/mesh" in tables
+    assert "rerun recording" in out and "rerun recording.rrd" in (tmp_path / "demo" / "report.html").read_text()
 
 
 def test_killed_run_leaves_a_readable_partial_trajectory(tmp_path):

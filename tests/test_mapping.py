@@ -99,3 +99,24 @@ def test_chamfer_and_devices():
     if not o3d.core.cuda.is_available():
         with pytest.raises(InputError, match="CUDA"):
             o3d_device("cuda")
+
+
+def test_white_frames_give_unit_colors_and_no_clamp_warning(room, tmp_path, capfd):
+    """Fused white pixels average to 1 + 1e-7 in float32: the mesh and cloud colours stay in [0, 1], so
+    writing the PLY does not print Open3D's 'clamped color' warning."""
+    from mono_metric.mapping.tsdf import save_geometry
+
+    seq, frames = room
+    tsdf = TSDFMap(seq.camera, voxel_size_m=0.05, max_depth_m=5.0)
+    for f in frames[:6]:
+        white = np.full_like(f.image, 255)
+        white[::7] = 250  # a mix of values: the averages are not exactly representable
+        tsdf.integrate(white, f.depth_m, f.T_world_cam)
+    mesh, cloud = tsdf.mesh(), tsdf.point_cloud()
+    for colors in (np.asarray(mesh.vertex_colors), np.asarray(cloud.colors)):
+        assert len(colors) > 100 and 0.98 <= colors.min() and colors.max() <= 1.0
+    capfd.readouterr()
+    save_geometry(tmp_path / "mesh.ply", mesh)
+    save_geometry(tmp_path / "cloud.ply", cloud)
+    captured = capfd.readouterr()
+    assert "clamped" not in captured.out + captured.err

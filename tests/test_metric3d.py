@@ -94,6 +94,7 @@ def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
     np.testing.assert_allclose(depth_mm / 1000.0, depth_m, atol=6e-4)
     assert (tmp_path / "out" / "frame_cloud.ply").stat().st_size > 1000
     assert "wrote 1 prediction" in capsys.readouterr().out
+    args.append("--overwrite")  # the same --out again
     assert main(args) == 0  # no intrinsics: the phone default, said out loud
     assert "ASSUMED" in capsys.readouterr().out
     assert main(args + ["--intrinsics", "100,100,80"]) == 1

@@ -1,19 +1,27 @@
 """A folder of images with intrinsics, and a video file read with OpenCV."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mono_metric.camera import Camera, check_distortion
-from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
+from mono_metric.camera import Camera, read_camera_file
+from mono_metric.datasets.base import Sequence, image_size, read_rgb, select, sixteen_bit_depth
 from mono_metric.datasets.metadata import DEFAULT_FOCAL_35MM, focal_px_from_35mm, image_focal_35mm, video_focal_35mm
-from mono_metric.errors import InputError, read_yaml_mapping
+from mono_metric.errors import InputError
 from mono_metric.types import Frame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+
+
+def natural_sorted(paths) -> list[Path]:
+    """Paths in the order a user numbers frames: ``frame_2`` before ``frame_10`` (digit runs compare as numbers)."""
+    def key(p: Path):
+        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", p.name.lower()) if t]
+    return sorted(paths, key=key)
 
 
 def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intrinsics: str | Path | None,
@@ -26,8 +34,8 @@ def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intri
     """
     given = [x is not None for x in (camera, intrinsics, fov_deg)]
     if sum(given) > 1:
-        raise InputError(f"{source}: give only one of camera=, intrinsics= (YAML file) or fov_deg= "
-                         "(horizontal field of view)")
+        raise InputError(f"{source}: give only one source of intrinsics: --intrinsics fx,fy,cx,cy (camera=), "
+                         "--camera FILE.yaml (intrinsics=) or --fov DEGREES (fov_deg=)")
     if not any(given):
         f35, origin = (focal_35mm, "from the file's metadata") if focal_35mm else (DEFAULT_FOCAL_35MM, "ASSUMED")
         f = focal_px_from_35mm(f35, width, height)
@@ -43,40 +51,72 @@ def resolve_camera(width: int, height: int, camera: Camera | tuple | None, intri
     if isinstance(camera, (tuple, list)):
         if len(camera) != 4:
             raise InputError(f"{source}: intrinsics must be four numbers fx, fy, cx, cy, got {camera!r}")
-        return Camera(*(float(v) for v in camera), width, height), "intrinsics given as fx, fy, cx, cy"
-    cam = Camera.from_yaml(intrinsics) if intrinsics is not None else camera
+        return _plausible(Camera(*(float(v) for v in camera), width, height)), "intrinsics given as fx, fy, cx, cy"
+    if intrinsics is not None:
+        return _plausible(Camera.from_yaml(intrinsics, width, height)), f"intrinsics from {intrinsics}"
+    cam = camera
     if (cam.width, cam.height) != (width, height):
         raise InputError(f"{source}: frames are {width}x{height} but the intrinsics are for "
                          f"{cam.width}x{cam.height}; give intrinsics of this resolution")
-    return cam, f"intrinsics from {intrinsics}" if intrinsics is not None else "intrinsics given as a Camera"
+    return _plausible(cam), "intrinsics given as a Camera"
+
+
+MAX_PINHOLE_HFOV_DEG = 150.0  # wider is no pinhole camera: usually a focal length in millimetres
+
+
+def _plausible(cam: Camera) -> Camera:
+    if cam.hfov_deg > MAX_PINHOLE_HFOV_DEG:
+        raise InputError(f"fx {cam.fx:g} px gives a {cam.hfov_deg:.0f} deg horizontal field of view for a "
+                         f"{cam.width} px wide image; focal lengths are in pixels (not millimetres): fix the "
+                         "intrinsics, or give --fov")
+    return cam
 
 
 def read_distortion(intrinsics: str | Path | None) -> tuple[float, ...] | None:
-    """Optional ``distortion: [k1, k2, p1, p2, k3]`` of an intrinsics YAML file."""
-    if intrinsics is None:
-        return None
-    return check_distortion(read_yaml_mapping(intrinsics, "intrinsics file", "fx, fy, cx, cy, width, height")
-                            .get("distortion"), f"{intrinsics} distortion")
+    """Distortion coefficients of a camera file (see :func:`~mono_metric.camera.read_camera_file`), or None."""
+    return None if intrinsics is None else read_camera_file(intrinsics)["distortion"]
+
+
+def downscaled(camera: Camera, max_width: int | None) -> Camera:
+    """``camera`` resized to ``max_width`` (aspect kept) when it is wider, else unchanged."""
+    if max_width is None or camera.width <= max_width:
+        return camera
+    if max_width < 16:
+        raise InputError(f"--max-width {max_width} is too small; give at least 16 pixels")
+    return camera.resized(max_width, max(1, round(camera.height * max_width / camera.width)))
+
+
+def resize_to(image: np.ndarray, camera: Camera) -> np.ndarray:
+    """``image`` resized (area filter) to ``camera``'s size when it differs."""
+    if image.shape[:2] == (camera.height, camera.width):
+        return image
+    return cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
 
 
 class ImageFolder(Sequence):
-    """Sorted images of one folder; timestamps are ``index / fps``.
+    """Images of one folder in natural order (``2.png`` before ``10.png``); timestamps are ``index / fps``.
+
+    16-bit images are read with the bit depth their first image uses (e.g. 12-bit values 0-4095, see
+    :func:`~mono_metric.datasets.base.read_rgb`), the same for every frame, and the note says so.
 
     Args:
         path: folder of images (png/jpg/...).
         camera, intrinsics, fov_deg: at most one source of intrinsics; ``intrinsics`` defaults to
             ``intrinsics.yaml``/``camera.yaml`` inside the folder when present, else the first
             image's EXIF 35 mm-equivalent focal length, else a phone default (see ``camera_note``).
-            An intrinsics YAML may carry ``distortion: [k1, k2, p1, p2, k3]``.
-        fps: frame rate used for timestamps.
+            Camera files: see :func:`~mono_metric.camera.read_camera_file` (own YAML, OpenCV/ORB-SLAM
+            ``%YAML:1.0``, EuRoC ``sensor.yaml``), with optional distortion coefficients.
+        fps: frame rate; timestamps are ``index / fps`` seconds (the index in the folder, before stride).
         stride, start, max_frames: frame selection.
+        max_width: frames wider than this are downscaled (area filter), intrinsics with them; the
+            intrinsics given refer to the full-resolution files.
     """
 
-    def __init__(self, path: str | Path, camera: Camera | None = None, intrinsics: str | Path | None = None,
+    def __init__(self, path: str | Path, camera: Camera | tuple | None = None, intrinsics: str | Path | None = None,
                  fov_deg: float | None = None, fps: float = 10.0, stride: int = 1, start: int = 0,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, max_width: int | None = None):
         root = Path(path)
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
+        files = natural_sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if root.is_dir() else []
         if not files:
             raise InputError(f"{root} is not a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
         if camera is None and intrinsics is None and fov_deg is None:
@@ -85,13 +125,24 @@ class ImageFolder(Sequence):
         self.camera, self.camera_note = resolve_camera(width, height, camera, intrinsics, fov_deg, root,
                                                        image_focal_35mm(files[0]))
         self.distortion = read_distortion(intrinsics)
+        self._full_size = (width, height)
+        self.camera = downscaled(self.camera, max_width)
+        if not fps > 0:
+            raise InputError(f"--fps must be positive, got {fps}")
         idx = select(len(files), stride, start, max_frames)
         self.files = [files[i] for i in idx]
+        self.bits = sixteen_bit_depth(files[0])
+        if self.bits is not None:
+            self.camera_note += f"; 16-bit images: values read as {self.bits}-bit (from {files[0].name})"
         self.timestamps = idx / float(fps)
         self.name = root.name
 
     def _load(self, index: int) -> Frame:
-        return Frame(index, float(self.timestamps[index]), read_rgb(self.files[index]), self.camera)
+        image = read_rgb(self.files[index], self.bits)
+        if (image.shape[1], image.shape[0]) != self._full_size:
+            raise InputError(f"{self.files[index]} is {image.shape[1]}x{image.shape[0]}, the first image was "
+                             f"{self._full_size[0]}x{self._full_size[1]}; one folder must hold one resolution")
+        return Frame(index, float(self.timestamps[index]), resize_to(image, self.camera), self.camera)
 
 
 class VideoFile(Sequence):
@@ -121,9 +172,7 @@ class VideoFile(Sequence):
                                                        self.path, video_focal_35mm(self.path))
         self.distortion = read_distortion(intrinsics)
         self._full_size = (self.camera.width, self.camera.height)
-        if max_width is not None and self.camera.width > max_width:
-            height = round(self.camera.height * max_width / self.camera.width)
-            self.camera = self.camera.resized(max_width, height)
+        self.camera = downscaled(self.camera, max_width)
         self.source_indices = select(max(n, 1), stride, start, max_frames)
         self.timestamps = self.source_indices / fps
         self.name = self.path.stem
@@ -156,6 +205,5 @@ class VideoFile(Sequence):
         if (bgr.shape[1], bgr.shape[0]) != self._full_size:
             raise InputError(f"video {self.path}: frame {target} is {bgr.shape[1]}x{bgr.shape[0]}, the first frame "
                              f"was {self._full_size[0]}x{self._full_size[1]}; re-encode at one resolution")
-        if (self.camera.width, self.camera.height) != self._full_size:
-            bgr = cv2.resize(bgr, (self.camera.width, self.camera.height), interpolation=cv2.INTER_AREA)
+        bgr = resize_to(bgr, self.camera)
         return Frame(index, float(self.timestamps[index]), np.ascontiguousarray(bgr[:, :, ::-1]), self.camera)

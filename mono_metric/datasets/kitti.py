@@ -7,6 +7,7 @@ import numpy as np
 
 from mono_metric.camera import Camera
 from mono_metric.datasets.base import Sequence, image_size, read_rgb, select
+from mono_metric.datasets.images import IMAGE_EXTENSIONS
 from mono_metric.errors import InputError
 from mono_metric.types import Frame, Trajectory
 
@@ -24,7 +25,7 @@ def find_kitti_sequence_dir(path: Path, sequence: str | None) -> Path:
         found = sorted(p.parent.name for p in path.glob("sequences/*/calib.txt"))
         if len(found) == 1:
             return path / "sequences" / found[0]
-        raise InputError(f"{path} is a KITTI tree with sequences {found}; pick one with sequence='NN'")
+        raise InputError(f"{path} is a KITTI tree with sequences {found}; pick one with --sequence NN (sequence='NN')")
     raise InputError(f"no KITTI sequence {sequence!r} (with calib.txt) under {path}")
 
 
@@ -65,9 +66,9 @@ class KittiOdometry(Sequence):
                 raise InputError(f"{seq_dir} has none of the image folders {list(_IMAGE_DIRS)}")
         if image_dir not in _IMAGE_DIRS:
             raise InputError(f"unknown KITTI image folder {image_dir!r}; use one of {list(_IMAGE_DIRS)}")
-        files = sorted((seq_dir / image_dir).glob("*.png"))
+        files = sorted(p for p in (seq_dir / image_dir).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
-            raise InputError(f"{seq_dir / image_dir} holds no .png frames")
+            raise InputError(f"{seq_dir / image_dir} holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
         calib = read_calib(seq_dir / "calib.txt")
         pkey = _IMAGE_DIRS[image_dir]
         if pkey not in calib:
@@ -87,14 +88,22 @@ class KittiOdometry(Sequence):
         pose_file = _find_pose_file(seq_dir, sequence)
         if pose_file is not None:
             gt = Trajectory.read_kitti(pose_file)
-            if len(gt) >= len(files):
+            has_pose = idx < len(gt)
+            if len(gt) < len(files):
+                self.gt_note = (f"{pose_file} has {len(gt)} poses for {len(files)} images; "
+                                + ("all selected frames have one" if has_pose.all() else
+                                   f"ground truth covers the first {int(has_pose.sum())} of the {len(idx)} "
+                                   "selected frames (evaluated on those)" if has_pose.any() else
+                                   "none of the selected frames has one: no evaluation"))
+            if has_pose.any():
                 # poses/NN.txt gives T_world_cam0; camera i sits at baseline offset P_i[:, 3] / fx.
                 T_cam0_cami = np.eye(4)
                 T_cam0_cami[0, 3] = -P[0, 3] / P[0, 0]
-                self.gt = Trajectory(self.timestamps, gt.T_world_cam[idx] @ T_cam0_cami)
+                n = int(has_pose.sum())  # selected indices ascend, so the frames with poses come first
+                self.gt = Trajectory(self.timestamps[:n], gt.T_world_cam[idx[:n]] @ T_cam0_cami)
 
     def _load(self, index: int) -> Frame:
-        gt = None if self.gt is None else self.gt.T_world_cam[index]
+        gt = None if self.gt is None or index >= len(self.gt) else self.gt.T_world_cam[index]
         return Frame(index, float(self.timestamps[index]), read_rgb(self.files[index]), self.camera, None, gt)
 
 

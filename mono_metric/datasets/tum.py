@@ -90,7 +90,7 @@ class TumRGBD(Sequence):
         if missing == "error" and not present[keep].all():
             first = rgb_f[int(np.flatnonzero(keep & ~present)[0])]
             raise InputError(f"{root}: {int((keep & ~present).sum())} listed frames are missing (first: {first}); "
-                             "restore them or load with missing='skip'")
+                             "restore them or drop them with --skip-missing (missing='skip')")
         keep &= present
         gt_file = root / "groundtruth.txt"
         gt = Trajectory.read_tum(gt_file) if gt_file.is_file() else None

@@ -14,8 +14,9 @@ from mono_metric.types import Frame
 
 def _require_gt(frame: Frame) -> np.ndarray:
     if frame.depth_m is None:
-        raise InputError(f"frame {frame.index} has no ground-truth depth; depth.source='gt' needs a dataset "
-                         "with depth (synthetic or TUM), or use a depth model")
+        raise InputError(f"frame {frame.index} has no ground-truth depth; depth.source 'gt' needs a dataset "
+                         "with depth (synthetic or TUM), or use a depth model: --depth metric3d_vit_small (official, "
+                         "downloaded once) or --depth mono_metric_tiny (embedded, synthetic-only)")
     return frame.depth_m
 
 
@@ -71,6 +72,43 @@ class NetworkDepth:
         if self.min_confidence is not None:
             depth = np.where(pred.confidence >= self.min_confidence, depth, 0.0).astype(np.float32)
         return depth
+
+
+def tiny_real_warning(official_command: str = "mono-metric run PATH --depth metric3d_vit_small") -> str:
+    """The line printed once (and kept in the summary) when the embedded model runs on real images.
+
+    The factors were measured by ``benchmarks/tiny_model_real_scale.py`` on the shared real sequences.
+    """
+    return ("WARNING: depth model mono_metric_tiny is trained on synthetic renders only; on real images its metric "
+            "scale is unreliable (measured: trajectories 0.65-0.69x the true length on KITTI 00/06, 4.8x on TUM "
+            "fr1_xyz, depth 6.7x the sensor's; benchmarks/tiny_model_real_scale.py). For real images use an "
+            f"official model: {official_command} (weights downloaded once to the cache)")
+
+
+TINY_REAL_WARNING = tiny_real_warning()
+"""Printed once and stored in the summary when the embedded model runs on anything but the synthetic world."""
+
+PREFERRED_OFFICIAL = ("metric3d_vit_small", "metric3d_convnext_tiny", "metric3d_vit_large",
+                      "metric3d_convnext_large", "metric3d_vit_giant2")
+
+
+def default_depth_source(sequence) -> tuple[str, str]:
+    """The depth source to use on ``sequence`` when the user chose none, and why (printed).
+
+    Ground-truth depth when the frames carry it (synthetic, TUM RGB-D sensor depth); otherwise the first
+    official Metric3D model of :data:`PREFERRED_OFFICIAL` whose weights are already in the cache; else the
+    embedded ``mono_metric_tiny`` (offline, synthetic-only: see :data:`TINY_REAL_WARNING`).
+    """
+    from mono_metric.depth.weights import OFFICIAL_WEIGHTS, cache_dir
+
+    if len(sequence) and sequence[0].depth_m is not None:
+        return "gt", ("the dataset's own depth, sensor or rendered; for monocular depth pass "
+                      "--depth mono_metric_tiny or --depth metric3d_vit_small")
+    for name in PREFERRED_OFFICIAL:
+        if (cache_dir() / OFFICIAL_WEIGHTS[name].filename).is_file():
+            return name, f"an official model, its weights are cached in {cache_dir()}"
+    return "mono_metric_tiny", (f"the embedded model, offline, as no official weights are cached in {cache_dir()}; "
+                                "synthetic-only, see the warning")
 
 
 def make_depth_source(config) -> object:

@@ -126,12 +126,12 @@ def resolve_weights(name: str, weights: str | Path | None = None, allow_download
         return path
     if not allow_download:
         raise InputError(f"no weights for {name}: put {entry.filename} (from {entry.url}) at {path}, "
-                         "or pass weights=PATH")
+                         "or pass --weights PATH (weights=PATH)")
     try:
         return download(entry.url, path, entry.sha256)
     except InputError as err:
         raise InputError(f"no weights for {name}: {err}. Put that file at {path}, "
-                         "or pass weights=PATH (--weights on the command line)") from err
+                         "or pass --weights PATH (weights=PATH)") from err
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -13,6 +13,12 @@ from mono_metric.geometry import inv_se3, make_se3, rotation_angle_rad
 from mono_metric.types import Trajectory
 
 KITTI_LENGTHS_M = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
+MIN_SPREAD_M = 0.05
+"""Ground-truth positions closer than this (RMS) to their centroid do not fix a Sim(3) scale."""
+MAX_SHAPE_ERROR = 0.3
+"""Nor do they when the Sim(3)-aligned RMSE exceeds this fraction of their spread (shape lost in noise)."""
+MIN_SEGMENT_M = 0.1
+"""KITTI-short segments shorter than this measure tracking noise, not drift."""
 
 
 def _poses(x) -> np.ndarray:
@@ -127,6 +133,22 @@ def rpe(gt, est, delta: int = 1, all_pairs: bool = False) -> RPEResult:
                      float(re.mean()), delta, len(E))
 
 
+def relative_rotation_errors_deg(gt, est, delta: int = 1) -> np.ndarray:
+    """(N - delta,) angle of (R_gt_i^T R_gt_i+d)^T (R_est_i^T R_est_i+d) for every frame i, degrees.
+
+    The rotation part of the RPE for every pair (not only its RMSE): medians of it compare
+    frame-to-frame rotation estimators regardless of their translation.
+    """
+    Q, P = _poses(gt)[:, :3, :3], _poses(est)[:, :3, :3]
+    if Q.shape != P.shape:
+        raise ValueError(f"trajectories differ in length: gt {len(Q)} vs est {len(P)}")
+    if not 1 <= delta < len(Q):
+        raise ValueError(f"delta must be in [1, {len(Q) - 1}], got {delta}")
+    rel_q = np.swapaxes(Q[:-delta], 1, 2) @ Q[delta:]
+    rel_p = np.swapaxes(P[:-delta], 1, 2) @ P[delta:]
+    return np.degrees(rotation_angle_rad(np.swapaxes(rel_q, 1, 2) @ rel_p))
+
+
 def cumulative_distance_m(T_world_cam: np.ndarray) -> np.ndarray:
     """(N,) distance travelled up to each frame."""
     steps = np.linalg.norm(np.diff(T_world_cam[:, :3, 3], axis=0), axis=1)
@@ -191,13 +213,83 @@ def kitti_short_segment_errors(gt, est, step_frames: int = 1) -> SegmentResult:
     return kitti_segment_errors(gt, est, lengths, step_frames, name="kitti_short")
 
 
+def position_spread_m(T_world_cam: np.ndarray) -> float:
+    """RMS distance of the camera centres from their centroid (metres): how far the path spreads out."""
+    P = _poses(T_world_cam)[:, :3, 3]
+    return float(np.sqrt(((P - P.mean(0)) ** 2).sum(1).mean()))
+
+
+def meaningless_metrics(metrics: dict) -> dict[str, str]:
+    """Metrics of :func:`evaluate_trajectory` that mean nothing on this ground truth, with the reason.
+
+    - ``sim3_scale`` when the ground-truth positions spread less than :data:`MIN_SPREAD_M` (RMS) about
+      their centroid: a path of a few centimetres (or a rotation on the spot) does not fix a scale; or
+      when the Sim(3)-aligned RMSE is above :data:`MAX_SHAPE_ERROR` of that spread;
+    - ``kitti_short`` then too, or when its shortest segment (10 % of the path) is below
+      :data:`MIN_SEGMENT_M`: the segment errors are dominated by noise, not drift;
+    - ``kitti`` when the path is shorter than its shortest (100 m) segment.
+    """
+    out = {}
+    spread = metrics["spread_m"]
+    if spread < MIN_SPREAD_M:
+        out["sim3_scale"] = (f"the ground-truth path spreads only {100 * spread:.1f} cm (RMS about its centre; "
+                             f"needs {100 * MIN_SPREAD_M:g} cm): too small to fix a scale")
+    elif metrics["ate"]["rmse_sim3_m"] > MAX_SHAPE_ERROR * spread:
+        out["sim3_scale"] = (f"the shape error after Sim(3) alignment ({100 * metrics['ate']['rmse_sim3_m']:.1f} cm) "
+                             f"is over {100 * MAX_SHAPE_ERROR:g} % of the path's spread ({100 * spread:.1f} cm)")
+    shortest = 0.1 * metrics["path_length_m"]
+    if spread < MIN_SPREAD_M:
+        out["kitti_short"] = out["sim3_scale"].replace("to fix a scale", "for drift per metre (rotation on the spot?)")
+    elif shortest < MIN_SEGMENT_M:
+        out["kitti_short"] = (f"its shortest segment is {100 * shortest:.1f} cm (10 % of a {metrics['path_length_m']:.2f} m "
+                              f"path; needs {100 * MIN_SEGMENT_M:g} cm): errors of such segments are noise")
+    if not metrics["kitti"]["segments"]:
+        out["kitti"] = f"the path ({metrics['path_length_m']:.1f} m) is shorter than the shortest segment (100 m)"
+    return out
+
+
 def evaluate_trajectory(gt: Trajectory, est: Trajectory) -> dict:
-    """All trajectory metrics as a JSON-ready dict (ATE, RPE at 1 frame, KITTI and short-KITTI)."""
-    return {
+    """All trajectory metrics as a JSON-ready dict (ATE, RPE at 1 frame, KITTI and short-KITTI).
+
+    ``spread_m`` is :func:`position_spread_m` of the ground truth; ``not_meaningful`` maps the names of
+    metrics that mean nothing on this path to the reason (:func:`meaningless_metrics`).
+    """
+    metrics = {
         "frames": len(gt),
         "path_length_m": gt.path_length_m(),
+        "spread_m": position_spread_m(gt),
         "ate": ate(gt, est).as_dict(),
         "rpe": rpe(gt, est, 1).as_dict() if len(gt) > 1 else None,
         "kitti": kitti_segment_errors(gt, est).as_dict(),
         "kitti_short": kitti_short_segment_errors(gt, est).as_dict(),
     }
+    metrics["ate"]["length_factor"] = 1.0 / metrics["ate"]["sim3_scale"] if metrics["ate"]["sim3_scale"] > 0 else None
+    metrics["not_meaningful"] = meaningless_metrics(metrics)
+    return metrics
+
+
+def format_metrics(m: dict) -> str:
+    """The metrics of ``evaluate_trajectory`` as printed lines; metrics that mean nothing on this path are
+    named with the reason instead of a number."""
+    a, k, ks = m["ate"], m["kitti"], m["kitti_short"]
+    flags = m.get("not_meaningful", {})
+    lines = [f"frames {m['frames']}, path {m['path_length_m']:.2f} m",
+             f"ATE RMSE (SE3, no scale) {a['rmse_m']:.3f} m"]
+    if "sim3_scale" in flags:
+        lines[-1] += f" | Sim3 scale not meaningful: {flags['sim3_scale']}"
+    else:
+        factor = 1.0 / a["sim3_scale"] if a["sim3_scale"] > 0 else float("inf")
+        lines[-1] += (f" | Sim3 scale {a['sim3_scale']:.4f}: estimate {factor:.2f}x the true length "
+                      f"(scale error {100 * a['scale_error']:.2f} %)")
+    if m.get("rpe"):
+        r = m["rpe"]
+        lines.append(f"RPE (1 frame) {r['trans_rmse_m'] * 100:.2f} cm, {r['rot_rmse_deg']:.3f} deg RMSE")
+    for key, name, s in (("kitti", "KITTI", k), ("kitti_short", "KITTI-short", ks)):
+        if key in flags:
+            lines.append(f"{name}: not meaningful: {flags[key]}")
+        elif s["segments"]:
+            lines.append(f"{name}: t_err {s['t_err_pct']:.2f} %, r_err {s['r_err_deg_per_100m']:.3f} deg/100 m "
+                         f"({s['segments']} segments)")
+        else:
+            lines.append(f"{name}: sequence shorter than the shortest segment")
+    return "\n".join(lines)

@@ -63,13 +63,20 @@ class TSDFMap:
             raise InputError(f"depth {depth_m.shape} and image {image.shape[:2]} differ in size")
         depth = np.nan_to_num(depth_m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         depth[depth > self.max_depth_m] = 0.0
+        if not (depth > 0).any():  # nothing within range (e.g. sky, or depth beyond max_depth_m): no block to touch
+            return
         d = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(depth))).to(self.device)
         c = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(image, np.float32) / 255.0)).to(self.device)
         T_grid_cam = T_world_cam.copy()
         T_grid_cam[:3, 3] += self.grid_offset_m
         extrinsic = o3c.Tensor(inv_se3(T_grid_cam), o3c.float64)
-        blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
-                                                            self.trunc_voxels)
+        try:
+            blocks = self.grid.compute_unique_block_coordinates(d, self._K, extrinsic, 1.0, self.max_depth_m,
+                                                                self.trunc_voxels)
+        except RuntimeError as err:  # Open3D refuses a frame whose few in-range pixels touch no block
+            if "No block is touched" in str(err):
+                return
+            raise
         self.grid.integrate(blocks, d, c, self._K, extrinsic, 1.0, self.max_depth_m, self.trunc_voxels)
         self.frames += 1
 
@@ -89,11 +96,21 @@ class TSDFMap:
 
     def mesh(self, weight_threshold: float = 0.5) -> o3d.geometry.TriangleMesh:
         """Coloured triangle mesh of the zero level set (legacy Open3D mesh, on the CPU)."""
-        return self.grid.extract_triangle_mesh(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        mesh = self.grid.extract_triangle_mesh(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        mesh.vertex_colors = _unit_colors(mesh.vertex_colors)
+        return mesh
 
     def point_cloud(self, weight_threshold: float = 0.5) -> o3d.geometry.PointCloud:
         """Coloured surface points of the TSDF."""
-        return self.grid.extract_point_cloud(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        cloud = self.grid.extract_point_cloud(weight_threshold).to_legacy().translate(-self.grid_offset_m)
+        cloud.colors = _unit_colors(cloud.colors)
+        return cloud
+
+
+def _unit_colors(colors: o3d.utility.Vector3dVector) -> o3d.utility.Vector3dVector:
+    """Colours clipped to [0, 1]: the fused averages of white pixels come out at 1 + 1e-7 (float32), which
+    Open3D's PLY writer clamps with a warning on every run."""
+    return o3d.utility.Vector3dVector(np.clip(np.asarray(colors), 0.0, 1.0))
 
 
 class PointCloudAccumulator:
@@ -220,9 +237,19 @@ def mesh_accuracy(mesh: o3d.geometry.TriangleMesh, gt_mesh: o3d.geometry.Triangl
 
 
 def save_geometry(path: str | Path, geometry) -> Path:
-    """Write a mesh or point cloud (format by extension, e.g. .ply)."""
+    """Write a mesh or point cloud (format by extension, e.g. .ply); colours are clipped to [0, 1] in a copy
+    (TSDF meshes interpolate colours slightly out of range, which Open3D would clamp with a warning)."""
     path = Path(path)
-    ok = (o3d.io.write_triangle_mesh(str(path), geometry) if isinstance(geometry, o3d.geometry.TriangleMesh)
+    is_mesh = isinstance(geometry, o3d.geometry.TriangleMesh)
+    colors = np.asarray(geometry.vertex_colors if is_mesh else geometry.colors)
+    if colors.size and (colors.min() < 0 or colors.max() > 1):
+        geometry = o3d.geometry.TriangleMesh(geometry) if is_mesh else o3d.geometry.PointCloud(geometry)
+        clipped = o3d.utility.Vector3dVector(np.clip(colors, 0.0, 1.0))
+        if is_mesh:
+            geometry.vertex_colors = clipped
+        else:
+            geometry.colors = clipped
+    ok = (o3d.io.write_triangle_mesh(str(path), geometry) if is_mesh
           else o3d.io.write_point_cloud(str(path), geometry))
     if not ok:
         raise InputError(f"cannot write {path}; check that the folder exists and is writable")

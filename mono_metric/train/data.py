@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mono_metric.camera import Camera
 from mono_metric.datasets import load_sequence
@@ -57,7 +58,8 @@ _FRAME_STRIDE = {"street": 3, "room": 12}
 
 
 def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tuple[float, float],
-                     width_px: tuple[int, int], rng: np.random.Generator, fixed_hfov: float | None = None) -> list[Sample]:
+                     width_px: tuple[int, int], rng: np.random.Generator, fixed_hfov: float | None = None,
+                     progress: bool = False) -> list[Sample]:
     """Render frames of synthetic sequences with a random camera per sequence.
 
     Args:
@@ -68,12 +70,16 @@ def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tupl
         width_px: (min, max) image width, drawn per sequence (height keeps the scene's aspect).
         rng: draws the cameras.
         fixed_hfov: use this field of view instead of drawing one.
+        progress: show a progress bar over the rendered frames.
 
     Returns:
         ``len(seeds) * frames_per_sequence`` samples.
     """
     samples = []
     stride = _FRAME_STRIDE[scene]
+    seeds = list(seeds)
+    bar = tqdm(total=len(seeds) * frames_per_sequence, desc=f"rendering {scene} training frames", unit="frame",
+               disable=not progress, dynamic_ncols=True)
     for seed in seeds:
         width = int(rng.integers(width_px[0], width_px[1] + 1)) // 2 * 2
         height = int(round(width * _ASPECT[scene] / 2)) * 2
@@ -84,14 +90,18 @@ def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tupl
         for i in range(0, len(seq), stride):
             f = seq[i]
             samples.append(Sample(f.image, f.depth_m.astype(np.float32), f.camera, scene))
+            bar.update()
+    bar.close()
     return samples
 
 
-def samples_from_sequence(path: str, kind: str | None = None, stride: int = 1, group: str = "user") -> list[Sample]:
+def samples_from_sequence(path: str, kind: str | None = None, stride: int = 1, group: str = "user",
+                          progress: bool = False) -> list[Sample]:
     """Every ``stride``-th frame of a loader sequence that has ground-truth depth (e.g. TUM RGB-D)."""
     seq = load_sequence(path, kind)
     samples = []
-    for i in range(0, len(seq), stride):
+    for i in tqdm(range(0, len(seq), stride), desc=f"reading {seq.name}", unit="frame", disable=not progress,
+                  dynamic_ncols=True):
         f = seq[i]
         if f.depth_m is None:
             raise InputError(f"{path} frame {i} has no ground-truth depth; training needs a dataset with depth")

@@ -25,6 +25,7 @@ from mono_metric.depth.metric3d.model import Metric3D
 from mono_metric.depth.weights import cache_dir, load_into, load_state_dict, resolve_weights
 from mono_metric.errors import InputError
 from mono_metric.eval.depth import depth_metrics
+from mono_metric.outputs import write_json
 from mono_metric.train.config import TrainConfig
 from mono_metric.train.data import (Sample, canonical_view, load_samples, make_batch, render_synthetic,
                                     samples_from_sequence, save_samples, to_network_input)
@@ -33,20 +34,29 @@ from mono_metric.train.losses import total_loss
 VAL_SEED_OFFSET = 100000
 
 
-def _cached(key: dict, build) -> list[Sample]:
-    """Samples from the cache file keyed by ``key`` (rendering is deterministic), built when missing."""
+def _cached(key: dict, build, what: str = "training data") -> list[Sample]:
+    """Samples from the cache file keyed by ``key`` (rendering is deterministic), built when missing.
+
+    Says which file it reads or writes, and its size (the cache under ``$MONO_METRIC_HOME/train_data`` can
+    reach hundreds of MB; delete the folder to reclaim it)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "train_data" / f"{digest}.npz"
-    if not path.is_file():
+    if path.is_file():
+        tqdm.write(f"{what}: cached in {path} ({path.stat().st_size / 1e6:.0f} MB)")
+    else:
+        tqdm.write(f"{what}: preparing; it is cached for later runs in {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         save_samples(build(), tmp)
         os.replace(tmp, path)
+        total = sum(p.stat().st_size for p in path.parent.glob("*.npz"))
+        tqdm.write(f"{what}: wrote {path} ({path.stat().st_size / 1e6:.0f} MB; the cache {path.parent} now holds "
+                   f"{total / 1e6:.0f} MB)")
     return load_samples(path)  # also after building: the first run sees the same (float16) labels
 
 
 def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequences: int | None = None,
-                      fixed_hfov: float | None = None) -> list[Sample]:
+                      fixed_hfov: float | None = None, progress: bool = False) -> list[Sample]:
     """Training (or held-out validation) frames of a :class:`SyntheticDataConfig` (cached on disk)."""
     out = []
     for k, scene in enumerate(cfg.scenes):
@@ -56,8 +66,9 @@ def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequenc
         key = dict(scene=scene, seeds=[first, n], frames=frames or cfg.frames_per_sequence, hfov=list(cfg.hfov_deg),
                    widths=list(widths), fixed_hfov=fixed_hfov, version=1)
         rng = np.random.default_rng([first, 7])
+        what = f"{'validation' if val else 'training'} data ({scene}, {n} sequences x {key['frames']} frames)"
         out += _cached(key, lambda: render_synthetic(scene, range(first, first + n), key["frames"], cfg.hfov_deg,
-                                                     widths, rng, fixed_hfov))
+                                                     widths, rng, fixed_hfov, progress=progress), what)
     return out
 
 
@@ -136,14 +147,67 @@ def export_weights(model: Metric3D, path: str | Path, cstm: str, half: bool = Tr
     return path
 
 
+def check_resume_checkpoint(path: str | Path, cfg: TrainConfig, device: str = "cpu") -> dict | None:
+    """The checkpoint to resume from, checked before any data is prepared; None when there is none yet.
+
+    Raises:
+        InputError: not a readable weights-only checkpoint of this trainer (truncated, pickled objects,
+            a ``model.pt`` copied in its place) or of another model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
+        raise InputError(f"cannot resume from {path}: it is truncated, corrupt or holds pickled objects "
+                         f"({type(err).__name__}); remove it (or use --overwrite) to train from the start") from err
+    keys = ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "step")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        raise InputError(f"cannot resume from {path}: it is not a checkpoint written by mono-metric train (a model.pt "
+                         "holds weights only); use --overwrite to train from the start")
+    if ckpt.get("model_name") != cfg.model:
+        raise InputError(f"{path} belongs to model {ckpt.get('model_name')!r}, not {cfg.model!r}; "
+                         "use another --out or drop --resume")
+    return ckpt
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed torch and make its CPU kernels deterministic (see docs/reliability.md)."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _trim_log(log_path: Path, step: int) -> None:
+    """Keep only the log records up to ``step`` (a resumed run recomputes and logs the later ones)."""
+    if not log_path.is_file():
+        return
+    keep = []
+    for line in log_path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            break  # a line cut by a kill: drop it and what follows
+    log_path.write_text("".join(ln + "\n" for ln in keep))
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
           device: str = "cpu") -> dict:
     """Train (or fine-tune) ``cfg.model``; returns the final validation metrics.
 
+    Deterministic on CPU for a given config, seed and thread count: batches depend on (seed, step), the
+    torch RNG state is saved in the checkpoint, so a resumed run repeats an uninterrupted one.
+
     Raises:
-        InputError: unwritable ``out_dir``, a checkpoint of another model, or data without depth.
+        InputError: unwritable ``out_dir``, a checkpoint that cannot be resumed, an earlier run in
+            ``out_dir`` without ``resume``, or data without depth.
     """
     out = Path(out_dir)
+    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
+    ckpt = check_resume_checkpoint(ckpt_path, cfg, device) if resume else None
+    if not resume and (ckpt_path.exists() or (out / "model.pt").exists()):
+        raise InputError(f"{out} holds an earlier training run; resume it, or choose another output folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
@@ -151,17 +215,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         raise InputError(f"cannot write to output directory {out}: {err.strerror}; choose another --out") from err
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    _seed_everything(cfg.seed)
     model = Metric3D.build(cfg.model).to(device)
     if cfg.init_weights:
         load_into(model, resolve_weights(cfg.model, cfg.init_weights), model_name=cfg.model)
     model.train()
 
-    samples = synthetic_samples(cfg.data.synthetic) if cfg.data.synthetic.sequences_per_scene else []
+    samples = (synthetic_samples(cfg.data.synthetic, progress=progress) if cfg.data.synthetic.sequences_per_scene
+               else [])
     for path in cfg.data.sequences:
-        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride)
+        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride, progress=progress)
     val = (synthetic_samples(cfg.data.synthetic, val=True, frames=cfg.data.val_frames_per_sequence,
-                             sequences=cfg.data.val_sequences_per_scene)
+                             sequences=cfg.data.val_sequences_per_scene, progress=progress)
            if cfg.data.val_sequences_per_scene else [])
     crop = batch_crop(samples, cfg.crop_hw)
     by_group: dict[str, list[Sample]] = {}
@@ -170,17 +235,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
-    ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     start = 0
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ckpt.get("model_name") != cfg.model:
-            raise InputError(f"{ckpt_path} belongs to model {ckpt.get('model_name')!r}, not {cfg.model!r}; "
-                             "use another --out or drop --resume")
-        model.load_state_dict(ckpt["model_state_dict"])
-        opt.load_state_dict(ckpt["optimizer_state_dict"])
-        sched.load_state_dict(ckpt["scheduler_state_dict"])
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model_state_dict"])
+            opt.load_state_dict(ckpt["optimizer_state_dict"])
+            sched.load_state_dict(ckpt["scheduler_state_dict"])
+            if "torch_rng_state" in ckpt:
+                torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise InputError(f"cannot resume from {ckpt_path}: it does not fit this config ({type(err).__name__}); "
+                             "use the config it was trained with, or --overwrite") from err
         start = int(ckpt["step"])
+        _trim_log(log_path, start)
+        if ckpt.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            tqdm.write(f"warning: resuming with {torch.get_num_threads()} threads; {ckpt_path} was written with "
+                       f"{ckpt['threads']}: the result may differ from an uninterrupted run (set threads: in the "
+                       "config)")
     elif log_path.exists():
         log_path.unlink()
 
@@ -220,17 +291,22 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             _atomic_save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
                           "scheduler_state_dict": sched.state_dict(), "step": done, "model_name": cfg.model,
-                          "cstm": cfg.cstm}, ckpt_path)
+                          "cstm": cfg.cstm, "torch_rng_state": torch.get_rng_state(),
+                          "threads": torch.get_num_threads()}, ckpt_path)
     export_weights(model, out / "model.pt", cfg.cstm)
     if not metrics and val:
         metrics = evaluate(model, val, cfg.cstm, cfg.data.max_depth_m)
-    (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "val_metrics.json", metrics, "no valid validation pixels")
     return metrics
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[Metric3D, str]:
     """A model written by :func:`export_weights` and its canonical transform mode."""
-    meta = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
+        raise InputError(f"cannot read {path}: truncated, corrupt or not a weights-only file "
+                         f"({type(err).__name__})") from err
     if not isinstance(meta, dict) or "model_name" not in meta:
         raise InputError(f"{path} is not a model.pt written by mono-metric train")
     model = Metric3D.build(meta["model_name"])

@@ -17,6 +17,7 @@ import numpy as np
 
 from mono_metric.camera import Camera
 from mono_metric.datasets.base import Sequence
+from mono_metric.datasets.synthetic.loops import LOOP_DEFAULTS, LOOP_SCENES, build_loop_scene
 from mono_metric.datasets.synthetic.motion import HandheldMotion, room_poses, street_poses
 from mono_metric.datasets.synthetic.realism import (REALISM_KEYS, RealismConfig, exposure_gains, jpeg_roundtrip,
                                                     kinect_depth, realism_from_options, sensor_response)
@@ -26,12 +27,13 @@ from mono_metric.datasets.synthetic.scene import Scene, build_room, build_street
 from mono_metric.errors import InputError
 from mono_metric.types import Frame, Trajectory
 
-SCENES = ("street", "room", "handheld")
+SCENES = ("street", "room", "handheld", *LOOP_SCENES)
 _DEFAULTS = {
     # KITTI odometry 00-02 left colour camera geometry, 10 Hz, ~1 m per frame.
     "street": dict(width=1241, height=376, fx=718.856, fy=718.856, cx=607.193, cy=185.216, fps=10.0, speed_mps=9.0),
     # Handheld phone in landscape, 30 Hz, walking pace.
     "room": dict(width=640, height=480, fx=525.0, fy=525.0, cx=319.5, cy=239.5, fps=30.0, speed_mps=0.6),
+    **LOOP_DEFAULTS,  # loops.py
     # TUM RGB-D freiburg1 Kinect (mean of fx, fy), 30 Hz, slow wander under a fast pan.
     "handheld": dict(width=640, height=480, fx=517.0, fy=517.0, cx=318.6, cy=255.3, fps=30.0, speed_mps=0.3),
 }
@@ -56,6 +58,7 @@ class SyntheticConfig:
         speed_mps: mean camera speed in metres per second.
         noise_std: additive image noise in 8-bit levels.
         k1, k2, p1, p2, k3: OpenCV lens distortion of the rendered frames (0: pinhole).
+        laps: times round the loop of the ``block`` and ``room_loop`` scenes (loops.py).
         realism: camera and depth-sensor effects: a :class:`RealismConfig`, a preset name or YAML file
             (see :func:`realism_from_options`), or None for the scene's default (off; 'tum' for 'handheld').
     """
@@ -77,6 +80,7 @@ class SyntheticConfig:
     p1: float = 0.0
     p2: float = 0.0
     k3: float = 0.0
+    laps: float = 1.15
     realism: RealismConfig | str | None = None
 
     @property
@@ -152,6 +156,8 @@ class SyntheticSequence(Sequence):
             xy, yaw = street_path(rng, length)
             self.scene: Scene = build_street(rng, xy, yaw)
             poses = street_poses(rng, xy, yaw, cfg.frames, cfg.speed_mps / cfg.fps)
+        elif cfg.scene in LOOP_SCENES:
+            self.scene, poses = build_loop_scene(cfg.scene, rng, cfg.frames, cfg.speed_mps / cfg.fps, cfg.laps)
         elif cfg.scene == "room":
             self.scene, size = build_room(rng)
             poses = room_poses(rng, size, cfg.frames, cfg.speed_mps / cfg.fps)
