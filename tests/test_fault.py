@@ -81,9 +81,13 @@ def run_reference(tmp_path_factory):
 def check_run(tmp_path, reference, seed, sig):
     rng = np.random.default_rng([7, seed])
     at = int(rng.integers(3, 14))  # frames written before the kill
-    out = tmp_path / f"run_{seed}"
-    traj = out / "trajectory_tum.txt"
-    rc = _kill_when(_run_args(out), lambda: _lines(traj) >= at, sig)
+    for attempt in range(3):
+        out = tmp_path / f"run_{seed}_{attempt}"
+        traj = out / "trajectory_tum.txt"
+        rc = _kill_when(_run_args(out), lambda: _lines(traj) >= at, sig)
+        if rc != 0:
+            break
+        at = max(1, at // 3)  # the run ended before the signal came (a starved poller): kill it earlier
     assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     assert main(_run_args(out) + ["--resume"]) == 0
     _same_run(reference, out)
