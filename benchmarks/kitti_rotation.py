@@ -2,7 +2,8 @@
 exists to measure metric translation but rotation can be checked against the ground-truth poses.
 
 Compares, frame to frame: (a) the rotation of our metric VO (``mono-metric run`` with the given depth
-model; rotation comes from PnP on its keyframe depth), and (b) a depth-free reference: the five-point
+model; rotation from PnP on its keyframe depth, or from the essential matrix where ``tracking.pose:
+hybrid`` picks it, as configs/kitti.yaml does), and (b) a depth-free reference: the five-point
 baseline of :func:`mono_metric.eval.references.five_point_odometry` (LK tracks, essential matrix,
 recoverPose). ``benchmarks/real_sequences.py`` reports the same columns for every shared sequence beside
 more references; this script is the quick KITTI-only view.
@@ -37,7 +38,7 @@ def main() -> None:
 
         T_vo = read_partial_trajectory(out).T_world_cam
     T_5pt = five_point_odometry([seq[i].image for i in range(len(seq))], seq.camera).rotation_only
-    rows = [(f"metric VO ({args.depth} depth, PnP)", relative_rotation_errors_deg(seq.gt, T_vo)),
+    rows = [(f"metric VO ({args.depth} depth, tracking.pose {cfg.tracking.pose})", relative_rotation_errors_deg(seq.gt, T_vo)),
             ("essential matrix (no depth)", relative_rotation_errors_deg(seq.gt, T_5pt))]
     gt_step = np.degrees([rotation_angle_rad(R_gt[i].T @ R_gt[i + 1]) for i in range(len(R_gt) - 1)])
     print(f"{seq.name}: {len(seq)} frames, GT rotation per frame: mean {gt_step.mean():.3f} deg, "

@@ -69,6 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = {"depth": depth} if depth else {}
     if args.self_calibrate:
         overrides["camera"] = {"self_calibrate": True}
+    if args.loop_closure is not None:  # the back-end's loop closure and relocalisation together
+        overrides["backend"] = {"loop_closure": args.loop_closure, "relocalise": args.loop_closure}
     cfg = _load_config(args.config, depth_source, overrides)
     if cfg.camera.self_calibrate:
         print(f"{seq.name}: focal length to be estimated from the motion of the first {cfg.camera.calib_frames} "
@@ -257,6 +259,7 @@ def _depth_files(args, model, files, input_hw, out) -> None:
     from mono_metric.datasets.base import read_rgb
     from mono_metric.depth.export import save_depth_outputs
 
+    range_m = None  # one colour range for all previews: from the first image's depth
     for path in files:
         image = read_rgb(path)
         camera, note = _camera_from_args(args, image.shape[1], image.shape[0], path)
@@ -267,7 +270,11 @@ def _depth_files(args, model, files, input_hw, out) -> None:
         if valid.size < 0.01 * pred.depth_m.size:
             raise InputError(f"{path.name}: the model gave no valid depth (NaN, inf or zero); check its weights "
                              f"({args.weights or 'the official file'}) and the intrinsics")
-        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera)
+        if range_m is None:
+            from mono_metric.eval.plot import depth_range_m
+
+            range_m = depth_range_m(pred.depth_m)
+        written = save_depth_outputs(out, path.stem, image, pred.depth_m, camera, range_m=range_m)
         print(f"{path.name}: depth {valid.min():.2f}-{valid.max():.2f} m (median {np.median(valid):.2f} m) "
               f"-> {', '.join(p.name for p in written)}")
 
@@ -411,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: full resolution)")
     r.add_argument("--self-calibrate", action="store_true",
                    help="estimate the focal length from the first frames' motion (camera.self_calibrate)")
+    r.add_argument("--loop-closure", action=argparse.BooleanOptionalAction, default=None,
+                   help="SLAM back-end: loop closure + relocalisation (backend.loop_closure/relocalise; "
+                   "default: the config's)")
     r.add_argument("--skip-missing", action="store_true", help="TUM: drop listed frames whose files are absent")
     r.add_argument("--out", default="outputs/run", help="results folder")
     r.add_argument("--resume", action="store_true",

@@ -107,6 +107,26 @@ class TrackingConfig:
             ``icp_min_fitness``.
         icp_voxel_m, icp_max_corr_m: down-sampling voxel and largest point-pair distance of that ICP.
         icp_min_fitness: smallest fraction of the new keyframe's points paired by ICP to accept it.
+        pose: 'pnp' (PnP-RANSAC + LM) or 'hybrid': the PnP pose's rotation replaced by the five-point
+            essential matrix's of the keyframe-to-frame tracks (depth-free) where their rotation-compensated
+            median parallax is at least ``essential_min_parallax_px``, the translation then fitted to the
+            metric points with that rotation fixed (see :mod:`mono_metric.tracking.essential`).
+        essential_threshold_px: RANSAC threshold of the essential matrix.
+        essential_min_parallax_px: smallest parallax for the essential matrix (else PnP alone).
+        hybrid_max_pnp_ratio: the essential matrix is used only where the PnP inliers are fewer than
+            this fraction of its inliers (the depth disagrees with the tracks; else PnP alone).
+        hybrid_max_rotation_diff_deg: an essential-matrix rotation farther than this from the PnP one is
+            taken for a five-point failure (PnP alone).
+        hybrid_translation: 'full' (3-D translation fitted with the rotation fixed) or 'scale' (the
+            essential matrix's direction, only its length fitted).
+        dense_refine: refine every frame's pose photometrically against its keyframe (image + depth,
+            coarse to fine, Huber weights, affine brightness; :mod:`mono_metric.tracking.dense`), kept where
+            it lowers the photometric cost and moves the pose less than ``dense_max_change_m`` and
+            ``dense_max_change_deg``.
+        dense_levels, dense_finest_level: pyramid levels (each halves the size) and the finest one used
+            (0: full resolution).
+        dense_points: keyframe pixels per level; dense_iterations: Gauss-Newton steps per level;
+            dense_huber: Huber threshold on the intensity residual (0-255).
     """
 
     max_features: int = 800
@@ -141,6 +161,20 @@ class TrackingConfig:
     icp_voxel_m: float = 0.05
     icp_max_corr_m: float = 0.15
     icp_min_fitness: float = 0.3
+    pose: str = "pnp"
+    essential_threshold_px: float = 1.0
+    essential_min_parallax_px: float = 5.0
+    hybrid_max_pnp_ratio: float = 0.6
+    hybrid_max_rotation_diff_deg: float = 2.0
+    hybrid_translation: str = "full"
+    dense_refine: bool = False
+    dense_levels: int = 3
+    dense_finest_level: int = 1
+    dense_points: int = 3000
+    dense_iterations: int = 8
+    dense_huber: float = 10.0
+    dense_max_change_m: float = 0.05
+    dense_max_change_deg: float = 2.0
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
@@ -176,9 +210,88 @@ class TrackingConfig:
             raise InputError("tracking.ba_multiview carries Lucas-Kanade tracks into the next keyframe: it needs "
                              "tracking.frontend 'klt'")
         check_range("tracking.ba_depth_every_n_frames", self.ba_depth_every_n_frames, 0, 1000)
+        check_choice("tracking.pose", self.pose, ("pnp", "hybrid"))
+        check_range("tracking.essential_threshold_px", self.essential_threshold_px, 0.05, 50.0)
+        check_range("tracking.essential_min_parallax_px", self.essential_min_parallax_px, 0.0, 1000.0)
+        check_range("tracking.hybrid_max_pnp_ratio", self.hybrid_max_pnp_ratio, 0.0, 10.0)
+        check_range("tracking.hybrid_max_rotation_diff_deg", self.hybrid_max_rotation_diff_deg, 0.0, 180.0)
+        check_range("tracking.dense_levels", self.dense_levels, 1, 8)
+        check_range("tracking.dense_finest_level", self.dense_finest_level, 0, self.dense_levels - 1)
+        check_range("tracking.dense_points", self.dense_points, 50, 1000000)
+        check_range("tracking.dense_iterations", self.dense_iterations, 1, 100)
+        check_range("tracking.dense_huber", self.dense_huber, 0.1, 255.0)
+        check_range("tracking.dense_max_change_m", self.dense_max_change_m, 0.0, 1000.0)
+        check_range("tracking.dense_max_change_deg", self.dense_max_change_deg, 0.0, 180.0)
+        check_choice("tracking.hybrid_translation", self.hybrid_translation, ("full", "scale"))
         check_range("tracking.icp_voxel_m", self.icp_voxel_m, 1e-3, 10.0)
         check_range("tracking.icp_max_corr_m", self.icp_max_corr_m, 1e-3, 100.0)
         check_range("tracking.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)
+
+
+@dataclass
+class BackendConfig:
+    """The SLAM back-end (:mod:`mono_metric.backend`): loop closure and relocalisation over the Map.
+
+    Attributes:
+        loop_closure: detect loops on each new keyframe, verify them and optimise the pose graph.
+        relocalise: place a lost frame by matching it against the map's keyframes.
+        descriptor: global place descriptor: 'bow' (bag of ORB binary words, vocabulary built online
+            from the first keyframes) or 'thumbnail' (pooled 32x24 zero-mean grey image).
+        orb_features: ORB keypoints per keyframe for verification.
+        exclude_recent: keyframes this recent are never loop candidates.
+        candidates: best-scoring keyframes verified per new keyframe.
+        proximity_ratio: metric-pose prior: a candidate must lie within ``proximity_min_m`` plus this
+            fraction of the path driven between the two keyframes (the drift bound) of the new one.
+        proximity_min_m: see ``proximity_ratio``.
+        max_correction_ratio: a loop may move the new keyframe by at most this fraction of the path between
+            the two keyframes (plus two ICP voxels): the odometry's drift bound (~1 % measured, 3 % allowed).
+        min_inliers: PnP-RANSAC inliers needed to accept a loop or a relocalisation.
+        min_inlier_ratio: ... and this fraction of the descriptor matches.
+        reproj_px: PnP-RANSAC inlier threshold.
+        max_depth_error: consistency test: median relative difference between the new keyframe's own depth
+            and the depth the registration predicts at the inliers.
+        icp_voxel_ratio: ICP refinement voxel as a fraction of the keyframe's median depth.
+        icp_min_fitness: ICP result kept when at least this fraction of points pair (else the PnP pose).
+        line_process: pose-graph edge prune threshold of Open3D's line process (wrong loops are switched
+            off below it).
+    """
+
+    loop_closure: bool = False
+    relocalise: bool = False
+    descriptor: str = "bow"
+    orb_features: int = 1000
+    exclude_recent: int = 15
+    candidates: int = 3
+    proximity_ratio: float = 0.1
+    proximity_min_m: float = 3.0
+    max_correction_ratio: float = 0.03
+    min_inliers: int = 40
+    min_inlier_ratio: float = 0.25
+    reproj_px: float = 3.0
+    max_depth_error: float = 0.15
+    icp_voxel_ratio: float = 0.02
+    icp_min_fitness: float = 0.3
+    line_process: float = 0.25
+
+    @property
+    def enabled(self) -> bool:
+        return self.loop_closure or self.relocalise
+
+    def validate(self) -> None:
+        check_choice("backend.descriptor", self.descriptor, ("bow", "thumbnail"))
+        check_range("backend.orb_features", self.orb_features, 50, 100000)
+        check_range("backend.exclude_recent", self.exclude_recent, 1, 100000)
+        check_range("backend.candidates", self.candidates, 1, 100)
+        check_range("backend.proximity_ratio", self.proximity_ratio, 0.0, 10.0)
+        check_range("backend.proximity_min_m", self.proximity_min_m, 0.0, 1e6)
+        check_range("backend.max_correction_ratio", self.max_correction_ratio, 0.0, 10.0)
+        check_range("backend.min_inliers", self.min_inliers, 6, 100000)
+        check_range("backend.min_inlier_ratio", self.min_inlier_ratio, 0.0, 1.0)
+        check_range("backend.reproj_px", self.reproj_px, 0.1, 50.0)
+        check_range("backend.max_depth_error", self.max_depth_error, 0.0, 10.0)
+        check_range("backend.icp_voxel_ratio", self.icp_voxel_ratio, 1e-4, 1.0)
+        check_range("backend.icp_min_fitness", self.icp_min_fitness, 0.0, 1.0)
+        check_range("backend.line_process", self.line_process, 0.0, 1.0)
 
 
 @dataclass
@@ -253,6 +366,7 @@ class Config:
     depth: DepthConfig = field(default_factory=DepthConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

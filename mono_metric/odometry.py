@@ -1,13 +1,16 @@
 """Metric monocular odometry core: ``Odometry.track(image, timestamp) -> TrackResult``.
 
 Keyframe-based: a keyframe carries corners lifted to 3D with its *metric* depth. Every frame finds
-those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`) and solves its pose by
-PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt (OpenCV, or robust with
-pypose). Depth is needed only when a new keyframe is made (on low inlier count, distance relative to
-the scene depth, rotation, or tracking loss), so the depth network runs on a fraction of the frames
-(with the local bundle adjustment, optionally also every few frames, as more depth priors on the
-keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without scale
-alignment. No file I/O here.
+those corners again (pyramidal Lucas-Kanade, or Kornia SIFT matching: :mod:`mono_metric.tracking.features`)
+and solves its pose by PnP-RANSAC against the keyframe's 3D points, refined by Levenberg-Marquardt
+(OpenCV, or robust with pypose); optionally (``pose: hybrid``) the rotation comes from the five-point
+essential matrix where the depth explains the tracks badly (:mod:`mono_metric.tracking.essential`), and
+(``dense_refine``) the pose is refined photometrically against the keyframe
+(:mod:`mono_metric.tracking.dense`). Depth is needed only when a new keyframe is made (on low inlier
+count, distance relative to the scene depth, rotation, or tracking loss), so the depth network runs on a
+fraction of the frames (with the local bundle adjustment, optionally also every few frames, as more depth
+priors on the keyframe's landmarks). Metric depth fixes the scale: the trajectory is in metres without
+scale alignment. No file I/O here.
 """
 from __future__ import annotations
 
@@ -20,17 +23,22 @@ import open3d.core as o3c
 import torch
 
 from mono_metric.camera import Camera
-from mono_metric.config import TrackingConfig
+from mono_metric.backend import Backend
+from mono_metric.config import BackendConfig, TrackingConfig
 from mono_metric.errors import InputError
 from mono_metric.tracking.features import make_frontend, merge_corners
 from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
-                                   rotation_angle_rad, scale_translation)
+                                   rotation_angle_rad)
 from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
+from mono_metric.tracking.dense import DenseReference, photometric_refine
+from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
 from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
+from mono_metric.mapping.map import Map
 from mono_metric.types import Keyframe, TrackResult, Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None
+TIMED = ("features", "pose", "ba", "icp", "backend")  # Odometry.timings_s keys
 
 
 class Odometry:
@@ -43,12 +51,14 @@ class Odometry:
             depth (e.g. ``lambda im, cam: model.predict(im, cam).depth_m``); may be None when depth is
             always passed.
         max_depth_m: depths beyond this are not used for 3D points.
+        backend: loop closure and relocalisation settings (None or disabled: odometry only).
     """
 
     max_depth_jump = 0.08  # relative depth spread tolerated around a corner
 
     def __init__(self, config: TrackingConfig, camera: Camera,
-                 depth_model: Callable[[np.ndarray, Camera], np.ndarray] | None = None, max_depth_m: float = 80.0):
+                 depth_model: Callable[[np.ndarray, Camera], np.ndarray] | None = None, max_depth_m: float = 80.0,
+                 backend: BackendConfig | None = None):
         self.config, self.camera, self.max_depth_m = config, camera, max_depth_m
         self.depth_model = depth_model
         self._K = camera.K
@@ -60,17 +70,16 @@ class Odometry:
         self.window = KeyframeWindow(config.ba_window, config.ba_landmarks) if config.local_ba else None
         self.frontend = make_frontend(config)
         self._kf: Keyframe | None = None
-        self._keyframes: list[Keyframe] = []
+        self.map = Map()  # keyframes, frames anchored to them, pose graph
+        self.backend = Backend(backend, camera, self.map, max_depth_m) if backend is not None and backend.enabled else None
         self._poses: list[np.ndarray] = []  # online estimates (as returned by track)
-        self._ref_kf: list[int] = []  # per frame: its reference keyframe (index into _keyframes, -1: none)...
-        self._T_kf_cam: list[np.ndarray] = []  # ...and its pose relative to it (absolute when -1)
-        self._stamps: list[float] = []
         self._lost = False  # the previous frame was lost
         self._kf_uv, self._kf_depth = np.zeros((0, 2), np.float32), np.zeros(0)  # the keyframe's corners
         self._kf_cloud: DepthCloud | None = None  # the newest keyframe's depth, for ICP refinement
-        self.timings_s = {"features": 0.0, "pose": 0.0, "ba": 0.0, "icp": 0.0}  # cumulative seconds per stage
+        self.timings_s = dict.fromkeys(TIMED, 0.0)  # cumulative seconds per stage
         self._kf_parent = np.zeros(0, int)  # per keyframe corner: the previous keyframe's landmark it continues, or -1
         self._last_depth_frame = 0  # the last frame whose depth was computed
+        self._dense_ref: DenseReference | None = None  # the keyframe's pixels for photometric refinement
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
         """Estimate the pose of ``image``.
@@ -87,12 +96,14 @@ class Odometry:
         """
         self.camera.check_image(image)
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        timestamp = float(len(self._stamps) if timestamp is None else timestamp)
+        timestamp = float(len(self._poses) if timestamp is None else timestamp)
         if self._prev_gray is None:
             result = TrackResult(np.eye(4), "init", 0, 0)
         else:
             result = self._solve(gray)
-        tracked_ok = result.status in ("ok", "reinitialised")
+            if result.status == "lost" and self.backend is not None and self.backend.config.relocalise:
+                self._relocalise(gray, result)
+        tracked_ok = result.status in ("ok", "reinitialised")  # 'relocalised' makes a keyframe there
         keyframe_needed = not tracked_ok or self._needs_keyframe(result)
         every = self.config.ba_depth_every_n_frames  # depth between keyframes for the BA's priors
         if (not keyframe_needed and self.window is not None and every
@@ -112,15 +123,14 @@ class Odometry:
                     self._icp_refine(result, image, depth_filtered, refine)
                 if self.window is not None:
                     self._bundle_adjust(result, prev_tracks, depth_filtered)
+                if self.backend is not None:
+                    self._close_loops(result, gray, depth_filtered)
         self._lost = result.status == "lost" or (self._lost and result.status == "init")
         if tracked_ok:
             self._prev_gray = gray
         # else: a degenerate frame (black, textureless, no depth): keep tracking from the last good frame.
         self._poses.append(result.T_world_cam)
-        self._stamps.append(timestamp)
-        self._ref_kf.append(len(self._keyframes) - 1)
-        self._T_kf_cam.append(inv_se3(self._kf.T_world_cam) @ result.T_world_cam if self._kf is not None
-                              else result.T_world_cam.copy())
+        self.map.add_frame(timestamp, result.T_world_cam)
         return result
 
     # ----------------------------------------------------------------- internals
@@ -160,6 +170,13 @@ class Odometry:
             T_cam_world = refine_pose_lm(xyz[inl], img[inl], self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
+        if cfg.pose == "hybrid":  # rotation from the essential matrix where depth explains the tracks badly
+            T_cam_world, _ = hybrid_pose(T_cam_world, self._kf.T_world_cam, xyz, self._kf_uv[self._lm[good]], img,
+                                         self._K, len(inl), cfg.essential_threshold_px, cfg.essential_min_parallax_px,
+                                         cfg.hybrid_max_pnp_ratio, cfg.min_inliers, cfg.hybrid_translation,
+                                         cfg.ransac_reproj_px, cfg.hybrid_max_rotation_diff_deg)
+        if cfg.dense_refine and self._dense_ref is not None:  # photometric alignment to the keyframe
+            T_cam_world = self._dense_refine(T_cam_world, gray)
         T_world_cam = inv_se3(T_cam_world)
         self.timings_s["pose"] += time.perf_counter() - t1
         if self._implausible(T_world_cam):
@@ -168,6 +185,18 @@ class Odometry:
         self._lm = self._lm[good][inl]
         status = "reinitialised" if self._lost else "ok"
         return TrackResult(T_world_cam, status, len(inl), tracked)
+
+    def _dense_refine(self, T_cam_world: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """The pose refined photometrically against the keyframe; kept where it lowers the photometric cost and
+        stays within ``dense_max_change_m``/``_deg`` of the feature pose (its time counts as 'pose')."""
+        cfg, T_world_kf = self.config, self._kf.T_world_cam
+        res = photometric_refine(self._dense_ref, gray, T_cam_world @ T_world_kf, cfg.dense_finest_level,
+                                 cfg.dense_iterations, cfg.dense_huber, depth_scale=self._kf.depth_scale)
+        change = inv_se3(T_cam_world @ T_world_kf) @ res.T_cur_ref
+        if not (res.cost_final < res.cost_init and np.linalg.norm(change[:3, 3]) < cfg.dense_max_change_m
+                and np.degrees(rotation_angle_rad(change[:3, :3])) < cfg.dense_max_change_deg):
+            return T_cam_world
+        return res.T_cur_ref @ inv_se3(T_world_kf)
 
     def _implausible(self, T_world_cam: np.ndarray) -> bool:
         """A jump far beyond the keyframe's scene depth (a PnP failure that passed RANSAC)."""
@@ -215,9 +244,12 @@ class Odometry:
         self._desc = _take(desc, keep)
         self._lm = np.arange(int(keep.sum()))
         self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
-        self._keyframes.append(self._kf)
+        self.map.add_keyframe(self._kf)
         self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
         self._kf_parent = parent[keep]
+        self._dense_ref = (DenseReference.build(gray, depth32, self._K, cfg.dense_levels, cfg.dense_points,
+                                                max_depth_jump=self.max_depth_jump, max_depth_m=self.max_depth_m)
+                           if cfg.dense_refine else None)
         return depth32
 
     def _usable_depth(self, depth32: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,9 +276,9 @@ class Odometry:
         scales = keyframe_depth_scales(problem, self._K, refined, depths)
         self.timings_s["ba"] += time.perf_counter() - t0
         self.window.set_poses(refined)
-        first = len(self._keyframes) - len(refined)
+        first = len(self.map.keyframes) - len(refined)
         # Older keyframes: frames follow them (pose and depth scale).
-        for kf, T, s in zip(self._keyframes[first:-1], refined[:-1], scales[:-1]):
+        for kf, T, s in zip(self.map.keyframes[first:-1], refined[:-1], scales[:-1]):
             kf.xyz_world = repose_points(kf.xyz_world, kf.T_world_cam, T, s / kf.depth_scale)
             kf.T_world_cam, kf.depth_scale = T.copy(), float(s)
         self._move_keyframe(result, refined[-1], float(scales[-1]))
@@ -288,32 +320,64 @@ class Odometry:
         result.T_world_cam = T_new
         self._kf.T_world_cam, self._kf.xyz_world = T_new.copy(), self._xyz.copy()
 
+    # ----------------------------------------------------------------- loop closure, relocalisation
+    def _close_loops(self, result: TrackResult, gray: np.ndarray, depth32: np.ndarray) -> None:
+        """Hand the new keyframe to the back-end; after a closure the tracking state follows the corrected map."""
+        T_before = result.T_world_cam
+        closure = self.backend.on_keyframe(len(self.map.keyframes) - 1, gray, depth32, lost=result.status == "lost")
+        if closure is None:
+            return
+        result.loop = closure
+        self._follow_map(T_before)
+        result.T_world_cam = self._kf.T_world_cam.copy()
+
+    def _follow_map(self, T_kf_before: np.ndarray) -> None:
+        """The back-end moved the keyframes: the tracking state (the newest keyframe's points and cloud, the
+        velocity model, the BA window) follows the newest keyframe's correction."""
+        self._xyz = self._kf.xyz_world.copy()
+        correction = self._kf.T_world_cam @ inv_se3(T_kf_before)
+        self._poses = [correction @ T for T in self._poses]
+        if self._kf_cloud is not None:
+            self._kf_cloud.cloud.transform(o3c.Tensor(correction.astype(np.float32)))
+        if self.window is not None and self.window.records:
+            self.window.set_poses(self.map.poses()[-len(self.window.records):])
+
+    def finish(self) -> bool:
+        """End of the stream: a last pose-graph optimisation over every verified loop (True: keyframes moved;
+        :meth:`trajectory` then carries it). Tracking may continue afterwards."""
+        T_before = self._kf.T_world_cam.copy() if self._kf is not None else None
+        if self.backend is None or not self.backend.finish():
+            return False
+        self._follow_map(T_before)
+        return True
+
+    def _relocalise(self, gray: np.ndarray, result: TrackResult) -> None:
+        """A lost frame matched against the map's keyframes: on success it gets that pose ('relocalised')."""
+        found = self.backend.relocalise(gray)
+        if found is not None:
+            result.T_world_cam, result.inliers = found[0], found[1]
+            result.status = "relocalised"
+
     # ----------------------------------------------------------------- resumable state
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling).
+        """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling):
+        the tracking state and the :class:`Map` (``map_*`` keys).
 
-        The local-BA window and the ICP reference cloud are not included: a restored odometry starts
-        without them.
+        The local-BA window, the ICP reference cloud and the keyframe's photometric reference
+        (``dense_refine``) are not included: a restored odometry starts without them (the photometric
+        refinement resumes at the next keyframe).
         """
-        kfs = self._keyframes
         empty = np.zeros((0, 0), np.float32)
         return {
             "prev_gray": self._prev_gray if self._prev_gray is not None else np.zeros((0, 0), np.uint8),
             "uv": self._uv, "xyz": self._xyz, "lm": self._lm,
             "desc": empty if self._desc is None else self._desc.detach().cpu().numpy(),
             "has_desc": np.array(self._desc is not None),
-            "kf_index": np.array([k.index for k in kfs], np.int64),
-            "kf_timestamp": np.array([k.timestamp for k in kfs], np.float64),
-            "kf_T": np.array([k.T_world_cam for k in kfs]).reshape(-1, 4, 4),
-            "kf_median_depth": np.array([k.median_depth_m for k in kfs], np.float64),
-            "kf_scales": np.array([(k.depth_scale, k.tracked_scale) for k in kfs], np.float64).reshape(-1, 2),
-            "kf_sizes": np.array([len(k.xyz_world) for k in kfs], np.int64),
-            "kf_xyz": np.concatenate([k.xyz_world for k in kfs]) if kfs else np.zeros((0, 3)),
             "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
-            "poses": np.array(self._poses).reshape(-1, 4, 4), "stamps": np.array(self._stamps, np.float64),
-            "ref_kf": np.array(self._ref_kf, np.int64), "T_kf_cam": np.array(self._T_kf_cam).reshape(-1, 4, 4),
+            "poses": np.array(self._poses).reshape(-1, 4, 4),
             "lost": np.array(self._lost), "last_depth_frame": np.array(self._last_depth_frame),
-            "timings": np.array([self.timings_s[k] for k in ("features", "pose", "ba", "icp")]),
+            "timings": np.array([self.timings_s[k] for k in TIMED]),
+            **self.map.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -322,37 +386,30 @@ class Odometry:
         if prev.size and prev.shape != (self.camera.height, self.camera.width):
             raise InputError(f"saved odometry state is for {prev.shape[1]}x{prev.shape[0]} frames, the camera is "
                              f"{self.camera.width}x{self.camera.height}; resume with the same data and config")
+        if "map_kf_T" not in state:
+            raise InputError("saved odometry state predates the Map (no map_* arrays); start the run again")
         self._prev_gray = prev if prev.size else None
         self._uv = np.asarray(state["uv"], np.float32)
         self._xyz, self._lm = np.asarray(state["xyz"], np.float64), np.asarray(state["lm"], int)
         self._desc = torch.from_numpy(np.asarray(state["desc"])).to(self.config.device) if bool(state["has_desc"]) else None
-        xyz = np.split(np.asarray(state["kf_xyz"]), np.cumsum(state["kf_sizes"])[:-1]) if len(state["kf_sizes"]) else []
-        scales = state.get("kf_scales", np.ones((len(state["kf_index"]), 2)))  # absent in older state files
-        self._keyframes = [Keyframe(int(i), float(t), np.array(T), np.array(p), float(d), float(s), float(a))
-                           for i, t, T, p, d, (s, a) in zip(state["kf_index"], state["kf_timestamp"], state["kf_T"],
-                                                            xyz, state["kf_median_depth"], scales)]
-        self._kf = self._keyframes[-1] if self._keyframes else None
+        loaded = Map.from_state_dict(state)
+        self.map.__dict__.update(loaded.__dict__)  # the back-end holds this same Map object
+        self._kf = self.map.keyframes[-1] if self.map.keyframes else None
         self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
         self._poses = [np.array(T) for T in state["poses"]]
-        self._stamps = [float(t) for t in state["stamps"]]
-        self._ref_kf = [int(k) for k in state["ref_kf"]]
-        self._T_kf_cam = [np.array(T) for T in state["T_kf_cam"]]
         self._lost = bool(state["lost"])
-        self._last_depth_frame = int(state.get("last_depth_frame", len(self._poses)))  # absent in older files
-        self.timings_s = dict(zip(("features", "pose", "ba", "icp"), (float(v) for v in state["timings"])))
+        self._last_depth_frame = int(state["last_depth_frame"])
+        self.timings_s.update(zip(TIMED, (float(v) for v in state["timings"])))
 
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
         """All poses estimated so far, each frame placed relative to its reference keyframe's *current* pose.
 
-        Without local bundle adjustment these are the poses :meth:`track` returned. With it, keyframes
-        still in the window are refined again after :meth:`track` returned them; every frame follows
-        its keyframe (the ORB-SLAM convention), so the trajectory carries those refinements.
+        Without local bundle adjustment or loop closure these are the poses :meth:`track` returned. With
+        them, keyframes are moved after :meth:`track` returned them; every frame follows its keyframe
+        (the ORB-SLAM convention), so the trajectory carries those corrections (:meth:`Map.trajectory`).
         """
-        kfs = self._keyframes
-        poses = [T if k < 0 else kfs[k].T_world_cam @ scale_translation(T, kfs[k].depth_scale / kfs[k].tracked_scale)
-                 for k, T in zip(self._ref_kf, self._T_kf_cam)]
-        return Trajectory(np.asarray(self._stamps), np.stack(poses))
+        return self.map.trajectory()
 
     @property
     def tracked_pixels(self) -> np.ndarray:
@@ -362,7 +419,7 @@ class Odometry:
 
     def keyframes(self) -> list[Keyframe]:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
-        return list(self._keyframes)
+        return list(self.map.keyframes)
 
 
 def _take(desc, index: np.ndarray):

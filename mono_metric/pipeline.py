@@ -11,6 +11,8 @@ embedded model on real images); when ground truth exists also ``metrics.json``, 
 ``T_world_first_cam.txt``. Trajectories, mesh and cloud are in the map frame = the first camera's frame;
 ``gt_tum.txt`` is in the ground truth's world frame, and ``T_world_first_cam.txt`` (4x4) maps map-frame points
 into it (no alignment fitted).
+``backend.json`` (loop candidates, verified, rejected, closures, relocalisations) with the back-end on;
+after a loop closure the TSDF and cloud are fused again from the keyframes' corrected poses.
 """
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ class OdometryPipeline:
         rec = self.recorder
         if rec is not None:
             rec.begin(seq.name, seq.camera, seq.gt, cfg.depth.max_depth_m, self.camera_info["note"])
-        odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m)
+        odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m, backend=cfg.backend)
         mcfg = cfg.mapping
         tsdf = cloud = None
         if mcfg.enabled:
@@ -224,6 +226,13 @@ class OdometryPipeline:
                 f.close()
         if stopped_by is not None and not statuses:
             raise stopped_by
+        t_back = time.perf_counter()
+        moved = odo.finish() or (odo.backend is not None and odo.backend.stats["closures"] > 0)
+        timings["tracking"] += time.perf_counter() - t_back
+        if moved and tsdf is not None:  # the keyframes moved after they were fused: fuse them again
+            t2 = time.perf_counter()
+            tsdf, cloud = self._refuse(seq, odo, depth_source)
+            timings["fusion"] += time.perf_counter() - t2
         summary = self._finish(seq, odo, statuses, tsdf, cloud, timings, depth_calls, invalid_depth, start, t_start,
                                warnings, stopped_by)
         if stopped_by is not None:
@@ -235,7 +244,7 @@ class OdometryPipeline:
                              f"{done}; --resume continues from the last snapshot)") from stopped_by
         if depth_calls and invalid_depth == depth_calls:
             raise InputError(self._no_depth_message(depth_calls))
-        if len(statuses) > 1 and not any(s in ("ok", "reinitialised") for s in statuses):
+        if len(statuses) > 1 and not any(s in ("ok", "reinitialised", "relocalised") for s in statuses):
             raise InputError(f"no frame of {seq.name} could be tracked ({len(statuses)} frames, "
                              f"{summary['keyframes']} keyframes): check the intrinsics (fx {seq.camera.fx:.1f} px for "
                              f"{seq.camera.width}x{seq.camera.height} images), that the images are large and textured "
@@ -250,7 +259,7 @@ class OdometryPipeline:
         """Rewrite the trajectories, then write the metrics, timings, mesh, cloud and summary of the frames tracked."""
         mcfg, rec = self.config.mapping, self.recorder
         names = ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")
-        # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted) poses.
+        # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted, loop-closed) poses.
         files = {name: open(self.out_dir / name, "w") for name in names}
         with files["trajectory_tum.txt"], files["trajectory_kitti.txt"], files["keyframes_tum.txt"]:
             _write_trajectories(files, odo)
@@ -264,6 +273,10 @@ class OdometryPipeline:
             summary["error"] = expected_message(stopped_by) or f"{type(stopped_by).__name__}: {stopped_by}"
         if getattr(self.sequence, "gt_note", None):
             summary["gt_note"] = self.sequence.gt_note
+        if odo.backend is not None:
+            summary["backend"] = dict(odo.backend.stats, rejections=dict(odo.backend.rejections),
+                                      relocalised_frames=statuses.count("relocalised"), loops=len(odo.map.loops))
+            write_json(self.out_dir / "backend.json", summary["backend"])
         t3 = time.perf_counter()
         mesh = None
         if tsdf is not None and tsdf.frames:
@@ -302,8 +315,6 @@ class OdometryPipeline:
                 summary["map"].update(mesh_accuracy(mesh, gt_mesh, T_world_first_cam))
                 metrics["map"] = summary["map"]
             write_json(self.out_dir / "metrics.json", metrics, "undefined for this trajectory")
-            plot_args.update(keyframes=[k for k in plot_args["keyframes"] if k < m],  # frames with ground truth
-                             lost_spans=[[a, min(b, m - 1)] for a, b in plot_args["lost_spans"] if a < m])
             self._guarded_write("trajectory.png", lambda p: plot_trajectory(
                 p, est, gt, np.array(metrics["ate"]["T_gt_est"]), ate_rmse_m=metrics["ate"]["rmse_m"], **plot_args))
         elif n:
@@ -316,6 +327,20 @@ class OdometryPipeline:
         write_json(self.out_dir / "summary.json", summary)
         self._guarded_write("report.html", lambda p: write_report(p.parent, summary))
         return summary
+
+    def _refuse(self, seq: Sequence, odo: Odometry, depth_source) -> tuple[TSDFMap, PointCloudAccumulator]:
+        """A new TSDF and cloud from every keyframe at its final pose (after loop closure): the images and
+        depth are read again (the depth source is deterministic per frame), so no surface is fused twice."""
+        mcfg = self.config.mapping
+        tsdf = TSDFMap(seq.camera, mcfg.voxel_size_m, mcfg.trunc_voxels, mcfg.max_depth_m, mcfg.device)
+        cloud = PointCloudAccumulator(seq.camera, mcfg.cloud_voxel_m, mcfg.max_depth_m)
+        for kf in odo.keyframes():
+            frame = seq[kf.index]
+            d = np.asarray(depth_source(frame), dtype=np.float32)
+            d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0))
+            tsdf.integrate(frame.image, d, kf.T_world_cam)
+            cloud.add(frame.image, d, kf.T_world_cam)
+        return tsdf, cloud
 
     def _guarded_write(self, name: str, write) -> None:
         """Run ``write(path)``; a failure is recorded (reported at the end) instead of losing the other results."""

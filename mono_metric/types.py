@@ -140,13 +140,15 @@ class TrackResult:
 
     Attributes:
         T_world_cam: (4, 4) estimated pose.
-        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity) or
+        status: 'init' (first frame), 'ok', 'lost' (pose extrapolated with constant velocity),
             'reinitialised' (the first frame tracked again after lost ones: re-anchored on the last
-            good frame's keyframe points, or on a keyframe made while lost).
+            good frame's keyframe points, or on a keyframe made while lost) or 'relocalised' (a lost
+            frame placed by matching it against the map's keyframes; it becomes a keyframe).
         inliers: PnP inlier count (0 for 'init'/'lost').
         tracked: keyframe corners tracked into this frame.
         keyframe: this frame became a keyframe.
         depth_m: (H, W) metric depth used for the keyframe (None for other frames).
+        loop: the loop closed on this keyframe (None: none); ``T_world_cam`` is then the corrected pose.
     """
 
     T_world_cam: np.ndarray
@@ -155,6 +157,26 @@ class TrackResult:
     tracked: int
     keyframe: bool = False
     depth_m: np.ndarray | None = None
+    loop: "LoopClosure | None" = None
+
+
+@dataclass
+class LoopClosure:
+    """A loop the back-end verified and closed (pose graph optimised).
+
+    Attributes:
+        keyframe: id of the new keyframe (index into the map's keyframes).
+        matched_keyframe: id of the older keyframe it was registered to.
+        inliers: PnP-RANSAC inliers of the registration.
+        correction_m: how far the optimisation moved the new keyframe (metres).
+        optimise_s: seconds spent in the pose-graph optimisation.
+    """
+
+    keyframe: int
+    matched_keyframe: int
+    inliers: int
+    correction_m: float
+    optimise_s: float
 
 
 @dataclass

@@ -64,6 +64,9 @@ def test_image_folder_fps_max_width_threads_and_the_real_image_warning(tmp_path,
     assert "depth: mono_metric_tiny" in text.out and TINY_REAL_WARNING in text.out and TINY_REAL_WARNING in text.err
     np.testing.assert_allclose(read_partial_trajectory(out).timestamps, np.arange(6) / 20.0, atol=1e-6)
     assert json.loads((out / "summary.json").read_text())["warnings"] == [TINY_REAL_WARNING]  # no GT: no metrics.json
+    import html
+
+    assert html.escape(TINY_REAL_WARNING) in (out / "report.html").read_text()
     cam = yaml_camera = __import__("yaml").safe_load((out / "camera.yaml").read_text())
     assert (yaml_camera["width"], yaml_camera["height"]) == (160, 120)
     assert cam["fx"] == pytest.approx(c.fx / 2)

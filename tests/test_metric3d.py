@@ -93,6 +93,8 @@ def test_depth_cli(tiny_checkpoint, tmp_path, capsys):
     assert depth_mm.dtype == np.uint16 and depth_mm.shape == (96, 160)
     np.testing.assert_allclose(depth_mm / 1000.0, depth_m, atol=6e-4)
     assert (tmp_path / "out" / "frame_cloud.ply").stat().st_size > 1000
+    preview = cv2.imread(str(tmp_path / "out" / "frame_preview.png"))
+    assert preview.shape[1] > 1.8 * preview.shape[0]  # the image beside the depth (and a colour bar)
     assert "wrote 1 prediction" in capsys.readouterr().out
     args.append("--overwrite")  # the same --out again
     assert main(args) == 0  # no intrinsics: the phone default, said out loud

@@ -131,6 +131,10 @@ def test_trajectory_plot_without_ground_truth(tmp_path, rng):
     # Orange (lost) and the red estimate are drawn.
     b, g, r = (img[..., i].astype(int) for i in range(3))
     assert ((r > 200) & (g > 100) & (g < 180) & (b < 80)).sum() > 20
+    # Keyframes and lost spans of a run longer than the drawn (ground-truth-paired) part are cut, not an error.
+    plot_trajectory(tmp_path / "short.png", est[:20], est[:20], np.eye(4), keyframes=[0, 10, 30],
+                    lost_spans=[[18, 25], [30, 33]], ate_rmse_m=0.0)
+    assert cv2.imread(str(tmp_path / "short.png")) is not None
 
 
 def test_up_axis_and_depth_range():

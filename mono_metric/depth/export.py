@@ -1,4 +1,4 @@
-"""Writing depth predictions: 16-bit PNG in millimetres, .npy in metres, a coloured preview, a PLY cloud."""
+"""Writing depth predictions: 16-bit PNG in millimetres, .npy in metres, a preview beside the image, a PLY cloud."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,28 +15,20 @@ def depth_to_png_mm(depth_m: np.ndarray) -> np.ndarray:
     return np.clip(np.round(d * 1000.0), 0, 65535).astype(np.uint16)
 
 
-def colorize_depth(depth_m: np.ndarray, max_depth_m: float | None = None) -> np.ndarray:
-    """(H, W) metres -> (H, W, 3) uint8 RGB preview (near = warm), scaled to the 98th percentile."""
-    valid = np.isfinite(depth_m) & (depth_m > 0)
-    top = max_depth_m or (float(np.percentile(depth_m[valid], 98)) if valid.any() else 1.0)
-    norm = np.clip(depth_m / max(top, 1e-6), 0.0, 1.0)
-    bgr = cv2.applyColorMap((255 * (1.0 - norm)).astype(np.uint8), cv2.COLORMAP_TURBO)
-    bgr[~valid] = 0
-    return bgr[:, :, ::-1].copy()
-
-
 def save_depth_outputs(out_dir: Path, stem: str, image: np.ndarray, depth_m: np.ndarray, camera: Camera,
-                       max_points: int = 500_000) -> list[Path]:
-    """Write ``stem_depth.png`` (uint16 mm), ``stem_depth.npy``, ``stem_preview.png`` and ``stem_cloud.ply``."""
+                       max_points: int = 500_000, range_m: tuple[float, float] | None = None) -> list[Path]:
+    """Write ``stem_depth.png`` (uint16 mm), ``stem_depth.npy``, ``stem_preview.png`` (the image beside the
+    depth, colour bar in metres over ``range_m``, default: from this depth) and ``stem_cloud.ply``."""
     import open3d as o3d
+
+    from mono_metric.eval.plot import depth_range_m, save_depth_preview
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}_depth.png", out_dir / f"{stem}_depth.npy", out_dir / f"{stem}_preview.png",
              out_dir / f"{stem}_cloud.ply"]
     cv2.imwrite(str(paths[0]), depth_to_png_mm(depth_m))
     np.save(paths[1], depth_m.astype(np.float32))
-    preview = np.concatenate([image, colorize_depth(depth_m)], axis=0)
-    cv2.imwrite(str(paths[2]), preview[:, :, ::-1])
+    save_depth_preview(paths[2], image, depth_m, range_m or depth_range_m(depth_m), title=stem)
     points = camera.backproject_depth(depth_m).reshape(-1, 3)
     colors = image.reshape(-1, 3).astype(np.float64) / 255.0
     valid = np.isfinite(points).all(1) & (points[:, 2] > 0)

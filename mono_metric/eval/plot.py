@@ -8,7 +8,7 @@ import numpy as np
 
 from mono_metric.types import Trajectory
 
-DEPTH_CMAP = "turbo_r"  # near = red, far = blue (as colorize_depth and the rerun recording)
+DEPTH_CMAP = "turbo_r"  # near = red, far = blue (the rerun viewer has no reversed turbo: near = blue there)
 
 
 def _pyplot():
@@ -78,13 +78,16 @@ def plot_trajectory(path: str | Path, est: Trajectory, gt: Trajectory | None = N
         gt: ground truth paired pose by pose with ``est`` (N poses), or None.
         T_gt_est: (4, 4) rigid alignment of ``est`` onto ``gt`` (the ATE's SE(3) fit, no scale); the
             estimate is drawn in the ground truth's frame with it. None: drawn as is.
-        keyframes: (K,) frame indices of keyframes, marked with dots.
-        lost_spans: [first, last] frame index of each run of lost frames, drawn in orange.
+        keyframes: (K,) frame indices of keyframes, marked with dots (those beyond ``est`` are left out).
+        lost_spans: [first, last] frame index of each run of lost frames, drawn in orange (cut at ``est``'s end).
         ate_rmse_m: the ATE RMSE stated in the title.
         title: first line of the title (e.g. the sequence name).
     """
     plt = _pyplot()
     aligned = est if T_gt_est is None else est.transformed(T_gt_est)
+    n = len(est)  # a ground truth shorter than the run: only its first n frames are drawn
+    keyframes = [k for k in (keyframes if keyframes is not None else []) if 0 <= k < n]
+    lost_spans = [[a, min(b, n - 1)] for a, b in (lost_spans or []) if a < n]
     P = aligned.positions
     ref = np.concatenate([P, gt.positions]) if gt is not None else P
     up, up_sign = up_axis(gt.T_world_cam if gt is not None else aligned.T_world_cam)
@@ -102,7 +105,7 @@ def plot_trajectory(path: str | Path, est: Trajectory, gt: Trajectory | None = N
             seg = P[max(i0 - 1, 0):i1 + 1]
             ax.plot(seg[:, a], seg[:, b], "-", color="tab:orange", lw=4, alpha=0.8,
                     label=f"lost ({sum(j1 - j0 + 1 for j0, j1 in lost_spans)} frames)" if k == 0 else None)
-        if keyframes is not None and len(keyframes):
+        if keyframes:
             kf = P[np.asarray(keyframes, int)]
             ax.plot(kf[:, a], kf[:, b], "o", ms=3.5, mfc="white", mec="tab:red", mew=1.0,
                     label=f"keyframes ({len(kf)})")

@@ -100,7 +100,6 @@ class RerunRecorder:
         self.depth_range_m: tuple[float, float] | None = None
         self.max_depth_m: float | None = None
         self._closures: list[np.ndarray] = []
-        self._keyframes = 0
 
     # ----------------------------------------------------------------- the pipeline's calls
     def begin(self, name: str, camera, gt=None, max_depth_m: float | None = None, note: str = "") -> None:
@@ -124,9 +123,9 @@ class RerunRecorder:
                 f"{camera.width}x{camera.height} ({note or 'intrinsics given with the data'}).\n")
         if gt is not None and len(gt):
             P = (np.linalg.inv(gt.T_world_cam[0]) @ gt.T_world_cam)[:, :3, 3]
-            rec.log("world/ground_truth", rr.LineStrips3D([P], colors=[[40, 40, 40]], radii=rr.Radius.ui_points(1.5)),
+            rec.log("world/ground_truth", rr.LineStrips3D([P], colors=[[210, 210, 210]], radii=rr.Radius.ui_points(1.5)),
                     static=True)
-            text += "\nGround truth (grey): placed at the first camera, no alignment fitted.\n"
+            text += "\nGround truth (light grey): placed at the first camera, no alignment fitted.\n"
         rec.log("info", rr.TextDocument(text, media_type=rr.MediaType.MARKDOWN), static=True)
 
     def log_frame(self, frame, result, odometry=None) -> None:
@@ -226,7 +225,6 @@ class RerunRecorder:
             xyz = self.camera.backproject(np.stack([u, v], 1).astype(np.float64), depth[v, u])
             rec.log(f"world/map/kf_{frame.index:06d}", rr.Points3D(
                 xyz @ T[:3, :3].T + T[:3, 3], colors=frame.image[v, u], radii=rr.Radius.ui_points(1.5)))
-        self._keyframes += 1
         if odometry is not None:
             traj = odometry.trajectory()
             rec.log("world/trajectory", rr.LineStrips3D([traj.positions], colors=[[230, 60, 60]],

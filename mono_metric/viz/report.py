@@ -15,6 +15,7 @@ table { border-collapse: collapse; margin: 0.4em 0; } td, th { padding: 0.2em 0.
 text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; } figure { margin: 0.6em 0; }
 figcaption { color: #555; font-size: 0.9em; } .note { color: #555; }
+.warning { color: #a00; border: 1px solid #a00; padding: 0.5em; }
 """
 
 
@@ -45,6 +46,7 @@ def _metric_rows(m: dict) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("frames evaluated", m["frames"]), ("path length [m]", m["path_length_m"]),
                                       ("ATE RMSE [m] (SE(3) alignment, no scale)", a["rmse_m"]),
                                       ("Sim(3) scale (estimate to truth)", a["sim3_scale"]),
+                                      ("estimate / true length", 1.0 / a["sim3_scale"] if a["sim3_scale"] else ""),
                                       ("scale error [%]", 100 * a["scale_error"])]
     if m.get("rpe"):
         rows += [("RPE 1 frame, translation RMSE [cm]", 100 * m["rpe"]["trans_rmse_m"]),
@@ -55,6 +57,11 @@ def _metric_rows(m: dict) -> list[tuple[str, object]]:
             label = "KITTI" if name == "kitti" else "KITTI-short"
             rows += [(f"{label} t_err [%] ({s['segments']} segments)", s["t_err_pct"]),
                      (f"{label} r_err [deg/100 m]", s["r_err_deg_per_100m"])]
+    flags = m.get("not_meaningful", {})
+    names = {"sim3_scale": "Sim(3) scale", "kitti": "KITTI", "kitti_short": "KITTI-short"}
+    rows = [r for r in rows if not any(r[0].startswith(names[k]) for k in flags)
+            and not ("sim3_scale" in flags and r[0] in ("estimate / true length", "scale error [%]"))]
+    rows += [(f"{names[k]}: not meaningful", why) for k, why in flags.items()]
     return rows
 
 
@@ -71,6 +78,7 @@ def write_report(out_dir: str | Path, summary: dict) -> Path:
     out = Path(out_dir)
     s, cam, t = summary, summary["camera"], summary["timings"]
     parts = [f"<h1>mono_metric run: {html.escape(s['sequence'])}</h1>",
+             *(f"<p class='warning'><b>{html.escape(w)}</b></p>" for w in s.get("warnings", [])),
              "<h2>Summary</h2>",
              _table([("frames", s["frames"]), ("keyframes", s["keyframes"]), ("lost frames", s["lost_frames"]),
                      ("lost spans [first, last frame]", ", ".join(f"{a}-{b}" for a, b in s["lost_spans"]) or "none"),

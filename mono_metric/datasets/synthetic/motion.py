@@ -1,4 +1,5 @@
-"""Camera motion of the synthetic sequences: a car along a street, a handheld phone in a room."""
+"""Camera motion of the synthetic sequences: a car along a street, a handheld phone in a room, a hand-held
+sensor panning fast around a room (TUM-like)."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +65,64 @@ def room_poses(rng: np.random.Generator, room_size: np.ndarray, frames: int, met
         roll = np.radians(6.0) * np.sin(0.031 * k + 2 * theta[0])
         poses.append(look_at(pos[k], target, roll_rad=roll))
     return np.stack(poses)
+
+
+class HandheldMotion:
+    """Hand-held camera swept around a room like TUM RGB-D freiburg1 desk/360 (continuous in time).
+
+    The camera stands near the room centre and wanders slowly (mean speed about ``speed_mps``) while
+    it pans back and forth (yaw swings of about +-50 deg with periods of 3-7 s: angular speed up to about
+    1.5-2 rad/s), tilts and rolls, with hand shake (about 0.3 deg at 4-10 Hz).
+
+    Args:
+        rng: draws the start, phases and periods.
+        room_size: (W, D, H) of the room centred at the origin, metres.
+        speed_mps: mean translation speed.
+    """
+
+    def __init__(self, rng: np.random.Generator, room_size: np.ndarray, speed_mps: float):
+        W, D, _ = room_size
+        self.center = np.array([rng.uniform(-0.1, 0.1) * W, rng.uniform(-0.1, 0.1) * D, rng.uniform(1.3, 1.5)])
+        self.yaw0 = rng.uniform(-np.pi, np.pi)
+        self._pan = [(0.75, rng.uniform(5.0, 7.0), rng.uniform(0, 2 * np.pi)),
+                     (0.38, rng.uniform(3.0, 4.0), rng.uniform(0, 2 * np.pi))]
+        self._tilt = [(0.2, rng.uniform(3.5, 5.0), rng.uniform(0, 2 * np.pi)),
+                      (0.08, rng.uniform(1.5, 2.5), rng.uniform(0, 2 * np.pi))]
+        self._roll = [(0.08, rng.uniform(4.0, 6.0), rng.uniform(0, 2 * np.pi))]
+        self._shake = rng.uniform(0, 2 * np.pi, (3, 3))
+        self._walk = [(rng.uniform(2.0, 9.0, 3), rng.uniform(0, 2 * np.pi, 3)) for _ in range(3)]
+        # Scale the wander so its mean speed is speed_mps (measured on a fine time grid).
+        self._walk_scale = 1.0
+        t = np.arange(0.0, 60.0, 0.01)
+        speed = np.linalg.norm(np.diff(self._position(t), axis=0), axis=1).mean() / 0.01
+        self._walk_scale = speed_mps / speed
+
+    @staticmethod
+    def _waves(t: np.ndarray, terms) -> np.ndarray:
+        return sum(a * np.sin(2 * np.pi * t / p + ph) for a, p, ph in terms)
+
+    def _position(self, t: np.ndarray) -> np.ndarray:
+        wander = [sum(np.sin(2 * np.pi * t / p + ph) for p, ph in zip(periods, phases)) / 3.0
+                  for periods, phases in self._walk]
+        return self.center + self._walk_scale * np.column_stack([0.35 * wander[0], 0.35 * wander[1], 0.1 * wander[2]])
+
+    def __call__(self, times_s: np.ndarray) -> np.ndarray:
+        """(M, 4, 4) ``T_world_cam`` at ``times_s`` (M,) seconds."""
+        t = np.asarray(times_s, np.float64).reshape(-1)
+        shake = [0.006 * sum(np.sin(2 * np.pi * f * t + ph) for f, ph in zip((4.1, 6.3, 9.7), self._shake[k])) / 3**0.5
+                 for k in range(3)]
+        yaw = self.yaw0 + self._waves(t, self._pan) + shake[0]
+        pitch = -0.2 + self._waves(t, self._tilt) + shake[1]
+        roll = self._waves(t, self._roll) + shake[2]
+        R = _rot_batch(2, yaw) @ _R_VEH_CAM @ _rot_batch(0, pitch) @ _rot_batch(2, roll)
+        return make_se3(R, self._position(t))
+
+
+def _rot_batch(axis: int, angles: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations by ``angles`` (N,) radians about one axis (as :func:`_rot`)."""
+    c, s = np.cos(angles), np.sin(angles)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    R = np.zeros((len(angles), 3, 3))
+    R[:, axis, axis] = 1.0
+    R[:, i, i], R[:, i, j], R[:, j, i], R[:, j, j] = c, -s, s, c
+    return R

@@ -82,6 +82,14 @@ def _pattern(kind: str, u: np.ndarray, v: np.ndarray, size: tuple[float, float],
     raise ValueError(f"unknown pattern {kind!r}")
 
 
+def to_uint8(color: np.ndarray, noise_std: float = 0.0, noise_seed: int = 0) -> np.ndarray:
+    """(H, W, 3) float colour (1 = white) to uint8, with additive Gaussian noise of ``noise_std`` 8-bit levels."""
+    if noise_std > 0:
+        color = color + np.random.default_rng(noise_seed).standard_normal(
+            color.shape, np.float32) * np.float32(noise_std / 255.0)
+    return (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 class Renderer:
     """Renders RGB and z-depth of a :class:`Scene` for pinhole cameras.
 
@@ -119,7 +127,7 @@ class Renderer:
 
         Args:
             camera: intrinsics and image size.
-            T_world_cam: (4, 4) camera pose.
+            T_world_cam: (4, 4) camera pose, or (H, 4, 4) one pose per image row (rolling shutter).
             noise_std: std of additive Gaussian image noise in 8-bit levels.
             noise_seed: seed of that noise.
             distortion: OpenCV coefficients k1, k2, p1, p2[, k3]: render the distorted image.
@@ -128,11 +136,32 @@ class Renderer:
             rgb: (H, W, 3) uint8.
             depth_m: (H, W) float32 z-depth in metres, 0 where a ray hits nothing (sky).
         """
+        color, depth = self.render_linear(camera, T_world_cam, distortion)
+        return to_uint8(color, noise_std, noise_seed), depth
+
+    def render_linear(self, camera: Camera, T_world_cam: np.ndarray,
+                      distortion: tuple[float, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise-free float colour and depth of one view (see :meth:`render` for the arguments).
+
+        Returns:
+            color: (H, W, 3) float32 radiance in [0, ~1.3] (1 = white level of the 8-bit image).
+            depth_m: (H, W) float32 z-depth in metres, 0 where a ray hits nothing (sky).
+        """
         H, W = camera.height, camera.width
-        R, t = T_world_cam[:3, :3].astype(np.float32), T_world_cam[:3, 3].astype(np.float32)
-        dirs = self._camera_rays(camera, distortion) @ R.T  # camera rays have z = 1, so the hit parameter is z-depth
-        rays = np.empty((len(dirs), 6), np.float32)
-        rays[:, :3] = t
+        cam_rays = self._camera_rays(camera, distortion)  # camera rays have z = 1, so the hit parameter is z-depth
+        T = np.asarray(T_world_cam)
+        rays = np.empty((len(cam_rays), 6), np.float32)
+        if T.shape == (4, 4):
+            R, t = T[:3, :3].astype(np.float32), T[:3, 3].astype(np.float32)
+            dirs = cam_rays @ R.T
+            rays[:, :3] = t
+        elif T.shape == (H, 4, 4):
+            R = T[:, :3, :3].astype(np.float32)
+            dirs = np.matmul(cam_rays.reshape(H, W, 3), R.transpose(0, 2, 1)).reshape(-1, 3)
+            t = np.repeat(T[:, :3, 3].astype(np.float32), W, axis=0)
+            rays[:, :3] = t
+        else:
+            raise ValueError(f"T_world_cam must be (4, 4) or ({H}, 4, 4) per image row, got {T.shape}")
         rays[:, 3:] = dirs
         hit = self._rc.cast_rays(o3d.core.Tensor(rays))
         t_hit = hit["t_hit"].numpy()
@@ -144,12 +173,11 @@ class Renderer:
             up = np.clip(unit[~valid, 2] * 3.0, 0.0, 1.0)[:, None]
             color[~valid] = _SKY_HORIZON * (1 - up) + _SKY_ZENITH * up
         if valid.any():
-            color[valid] = self._shade(prim[valid], t + dirs[valid] * t_hit[valid, None], unit[valid], t_hit[valid])
-        if noise_std > 0:
-            color += np.random.default_rng(noise_seed).standard_normal(color.shape, np.float32) * np.float32(noise_std / 255.0)
-        rgb = (np.clip(color, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(H, W, 3)
+            origin = t if t.ndim == 1 else t[valid]
+            color[valid] = self._shade(prim[valid], origin + dirs[valid] * t_hit[valid, None], unit[valid],
+                                       t_hit[valid])
         depth = np.where(valid, t_hit, 0.0).astype(np.float32).reshape(H, W)
-        return rgb, depth
+        return color.reshape(H, W, 3), depth
 
     def _shade(self, prim: np.ndarray, points: np.ndarray, view_dir: np.ndarray, depth: np.ndarray) -> np.ndarray:
         mat = self.scene.material[prim]

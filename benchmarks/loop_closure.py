@@ -1,0 +1,189 @@
+"""SLAM back-end benchmark: loop closure on vs off, false loops, relocalisation, cost, mesh accuracy.
+
+Depth is 'gt_degraded' (network-like error) everywhere. Per loop sequence (``block`` street drive and
+``room_loop``) and seed: ATE (SE(3), no scale) with the back-end off and on, the end-to-start error (the
+last frame's pose relative to the first, against ground truth) in % of the path, and the CPU seconds of
+tracking and of the back-end (process time, so the 2-core load of other jobs does not count). No-loop
+sequences (``facades``, ``parallel``) count candidates, verified, rejected and accepted (closed) loops.
+Relocalisation trials: a room_loop run is cut after its first lap, three black frames and a jump ahead
+into the mapped part follow; a trial succeeds when a frame within 10 frames of the jump is relocalised
+with a pose error under 5 cm (room). Mesh accuracy (mean distance of the mesh to the true scene) before/after
+is from full pipeline runs of the first room seed.
+
+    python benchmarks/loop_closure.py [--seeds 1,2,3] [--no-loop 10] [--reloc-seeds 1,2,3,4,5] [--out runs/loop_closure]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import save_table
+from mono_metric import OdometryPipeline, load_config
+from mono_metric.datasets.base import Sequence
+from mono_metric.datasets.synthetic import SyntheticSequence
+from mono_metric.depth.sources import make_depth_source
+from mono_metric.eval.trajectory import ate
+from mono_metric.geometry import inv_se3
+from mono_metric.odometry import Odometry
+
+SPECS = {  # reduced resolutions: 2 CPU cores
+    "block": ("block?frames=260&width=620&height=188", "configs/synthetic_street.yaml"),
+    "room_loop": ("room_loop?frames=300&width=320&height=240&laps=1.2", "configs/synthetic_room.yaml"),
+    "facades": ("facades?frames=200&width=620&height=188", "configs/synthetic_street.yaml"),
+    "parallel": ("parallel?frames=300&width=620&height=188", "configs/synthetic_street.yaml"),
+}
+
+
+class Rendered(Sequence):
+    """A synthetic sequence rendered once and kept in memory."""
+
+    def __init__(self, seq: SyntheticSequence):
+        self.name, self.camera, self.timestamps, self.gt = seq.name, seq.camera, seq.timestamps, seq.gt
+        self.frames, self._seq = [seq[i] for i in range(len(seq))], seq
+
+    def _load(self, index: int):
+        return self.frames[index]
+
+    def gt_mesh(self):
+        return self._seq.gt_mesh()
+
+
+def config(scene: str, on: bool, mapping: bool = False):
+    return load_config(SPECS[scene][1], {"depth": {"source": "gt_degraded"}, "mapping": {"enabled": mapping},
+                                         "backend": {"loop_closure": on, "relocalise": on}})
+
+
+def run_odometry(seq: Rendered, scene: str, on: bool, frames=None) -> tuple[Odometry, list, float]:
+    """Odometry over ``frames`` (default all; None entries are black frames): (odometry, results, CPU s)."""
+    cfg = config(scene, on)
+    src = make_depth_source(cfg.depth)
+    odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m, backend=cfg.backend)
+    results = []
+    t0 = time.process_time()
+    for k, f in enumerate(seq.frames if frames is None else frames):
+        if f is None:
+            results.append(odo.track(np.zeros_like(seq.frames[0].image), float(k), np.zeros(seq.frames[0].image.shape[:2])))
+        else:
+            results.append(odo.track(f.image, f.timestamp if frames is None else float(k), lambda f=f: src(f)))
+    odo.finish()
+    return odo, results, time.process_time() - t0
+
+
+def end_to_start_pct(gt, est) -> float:
+    rel_est = inv_se3(est.T_world_cam[0]) @ est.T_world_cam[-1]
+    rel_gt = inv_se3(gt.T_world_cam[0]) @ gt.T_world_cam[-1]
+    return 100.0 * float(np.linalg.norm(rel_est[:3, 3] - rel_gt[:3, 3])) / gt.path_length_m()
+
+
+def loop_rows(seeds: list[int]) -> list[dict]:
+    rows = []
+    for scene in ("block", "room_loop"):
+        for seed in seeds:
+            seq = Rendered(SyntheticSequence(f"synthetic:{SPECS[scene][0]}&seed={seed}"))
+            row = {"scene": scene, "seed": seed, "frames": len(seq), "path_m": round(seq.gt.path_length_m(), 1)}
+            for on in (False, True):
+                odo, _, cpu = run_odometry(seq, scene, on)
+                est = odo.trajectory()
+                tag = "on" if on else "off"
+                row[f"ate_{tag}_m"] = ate(seq.gt, est).rmse_m
+                row[f"e2s_{tag}_pct"] = end_to_start_pct(seq.gt, est)
+                row[f"cpu_{tag}_s"] = cpu
+                if on:
+                    st = odo.backend.stats
+                    row.update(backend_cpu_s=st["cpu_s"], closures=st["closures"], verified=st["verified"],
+                               candidates=st["candidates"])
+            row["ate_ratio"] = row["ate_off_m"] / max(row["ate_on_m"], 1e-9)
+            row["backend_share_pct"] = 100.0 * row["backend_cpu_s"] / max(row["cpu_on_s"] - row["backend_cpu_s"], 1e-9)
+            print(row, flush=True)
+            rows.append(row)
+    return rows
+
+
+def no_loop_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        scene, seed = ("facades", "parallel")[i % 2], 100 + i
+        seq = Rendered(SyntheticSequence(f"synthetic:{SPECS[scene][0]}&seed={seed}"))
+        odo, _, _ = run_odometry(seq, scene, True)
+        st = odo.backend.stats
+        row = {"scene": scene, "seed": seed, "candidates": st["candidates"], "verified": st["verified"],
+               "rejected": st["rejected"], "inconsistent": st["inconsistent"], "accepted_loops": st["closures"],
+               "loop_edges": len(odo.map.loops)}
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
+def reloc_rows(seeds: list[int]) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        seq = Rendered(SyntheticSequence(f"synthetic:{SPECS['room_loop'][0]}&seed={seed}"))
+        lap = int(len(seq) / 1.2)
+        for cut, jump in ((lap + 20, lap // 2), (lap, 40)):  # jumps back into the mapped part
+            frames = seq.frames[:cut] + [None] * 3 + seq.frames[jump:jump + 15]
+            odo, res, _ = run_odometry(seq, "room_loop", True, frames)
+            gt_after = seq.gt.T_world_cam[jump:jump + 15]
+            ok_at = None
+            for j, (r, G) in enumerate(zip(res[cut + 3:], gt_after)):
+                err = np.linalg.norm((seq.gt.T_world_cam[0] @ r.T_world_cam)[:3, 3] - G[:3, 3])  # odometry world = frame 0
+                if r.status == "relocalised" and err < 0.05 and j < 10:
+                    ok_at = j
+                    break
+            rows.append({"seed": seed, "cut": cut, "jump_to": jump, "relocalised_after_frames": ok_at,
+                         "success": ok_at is not None})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def mesh_rows(seed: int, out: Path) -> list[dict]:
+    seq = Rendered(SyntheticSequence(f"synthetic:{SPECS['room_loop'][0]}&seed={seed}"))
+    rows = []
+    for on in (False, True):
+        s = OdometryPipeline(seq, config("room_loop", on, mapping=True), out / f"mesh_{on}", progress=False).run()
+        rows.append({"loop_closure": on, "mesh_accuracy_mean_m": s["map"].get("accuracy_m"),
+                     "mesh_accuracy_median_m": s["map"].get("accuracy_median_m"), "ate_m": s["metrics"]["ate"]["rmse_m"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _lines(rows: list[dict]) -> list[str]:
+    """Markdown table of ``rows`` (floats to 4 significant digits)."""
+    keys = list(rows[0]) if rows else []
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    return ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] + [
+        "| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--no-loop", type=int, default=20, help="number of no-loop sequences")
+    ap.add_argument("--reloc-seeds", default="1,2,3,4,5")
+    ap.add_argument("--parts", default="loops,noloop,reloc,mesh")
+    ap.add_argument("--out", default="runs/loop_closure")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = args.parts.split(",")
+    result = {}
+    if "loops" in parts:
+        result["loops"] = loop_rows([int(s) for s in args.seeds.split(",")])
+        save_table(out / "loops", result["loops"], _lines(result["loops"]))
+    if "noloop" in parts:
+        result["no_loop"] = no_loop_rows(args.no_loop)
+        save_table(out / "no_loop", result["no_loop"], _lines(result["no_loop"]))
+    if "reloc" in parts:
+        result["relocalisation"] = reloc_rows([int(s) for s in args.reloc_seeds.split(",")])
+        save_table(out / "relocalisation", result["relocalisation"], _lines(result["relocalisation"]))
+    if "mesh" in parts:
+        result["mesh"] = mesh_rows(int(args.seeds.split(",")[0]), out)
+        save_table(out / "mesh", result["mesh"], _lines(result["mesh"]))
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

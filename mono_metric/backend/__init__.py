@@ -1,0 +1,225 @@
+"""The SLAM back-end: loop closure and relocalisation over the shared :class:`~mono_metric.mapping.map.Map`.
+
+On every new keyframe (:meth:`Backend.on_keyframe`): ORB features with metric depth and a global
+descriptor are stored in the map; the odometry link to the previous keyframe gets an Open3D
+information matrix from the two depth clouds; older keyframes (not the ``exclude_recent`` newest)
+passing the metric-pose prior are ranked by the descriptor, the best few verified
+(:func:`~mono_metric.backend.verify.register`: PnP-RANSAC with metric depth, inlier and depth tests,
+ICP on both depths) and a verified loop is added to the pose graph, which is optimised when the loop
+disagrees with the current poses (:func:`~mono_metric.backend.posegraph.optimise_pose_graph`). A lost
+frame is placed by the same matching against all keyframes (:meth:`Backend.relocalise`).
+"""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from mono_metric.backend.place import BinaryVocabulary, proximity_mask, thumbnail_descriptor
+from mono_metric.backend.posegraph import optimise_pose_graph
+from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_depth, information, orb_features,
+                                        refine_icp,
+                                        register)
+from mono_metric.camera import Camera
+from mono_metric.geometry import inv_se3, rotation_angle_rad
+from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
+from mono_metric.types import LoopClosure
+
+WEAK_LINK = 1e-6
+CONSISTENT_VOXELS, CONSISTENT_DEG = 3.0, 1.0  # a loop this close to the current poses is only added to the graph  # information factor of the odometry link into a keyframe made while lost
+
+
+class Backend:
+    """Loop closure and relocalisation.
+
+    Args:
+        config: :class:`~mono_metric.config.BackendConfig`.
+        camera: intrinsics of the tracked images.
+        map: the map the odometry writes (shared, modified in place).
+        max_depth_m: depths beyond this are not used.
+    """
+
+    def __init__(self, config, camera: Camera, map: Map, max_depth_m: float = 80.0):
+        self.config, self.camera, self.map, self.max_depth_m = config, camera, map, max_depth_m
+        self.vocabulary: BinaryVocabulary | None = None
+        self._clouds: dict[int, object] = {}  # keyframe id -> camera-frame ICP cloud (built on demand)
+        self._voxel_m = None
+        self._pending = None  # (keyframe, correction) of the last verified loop, awaiting confirmation
+        self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "inconsistent": 0, "implausible": 0,
+                      "closures": 0, "pruned": 0,
+                      "relocalised": 0, "relocalise_failed": 0, "cpu_s": 0.0}
+        self.rejections: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- features
+    def features(self, gray: np.ndarray, depth32: np.ndarray | None, lost: bool = False) -> KeyframeFeatures:
+        """ORB keypoints (with depth when ``depth32`` is given), global descriptor and small depth of an image."""
+        uv, desc = orb_features(gray, self.config.orb_features)
+        z = features_depth(depth32, uv, self.max_depth_m) if depth32 is not None else np.zeros(len(uv))
+        small = (cv2.resize(depth32, (gray.shape[1] // DEPTH_STRIDE, gray.shape[0] // DEPTH_STRIDE),
+                            interpolation=cv2.INTER_NEAREST) if depth32 is not None
+                 else np.zeros((gray.shape[0] // DEPTH_STRIDE, gray.shape[1] // DEPTH_STRIDE)))
+        small = np.where(small < self.max_depth_m, small, 0).astype(np.float16)
+        return KeyframeFeatures(uv, desc, z, self._global(gray, desc), small, lost)
+
+    def _global(self, gray: np.ndarray, desc: np.ndarray) -> np.ndarray:
+        if self.config.descriptor == "thumbnail":
+            return thumbnail_descriptor(gray)
+        if self.vocabulary is None:
+            if len(desc) < 16:
+                return np.zeros(0, np.float32)
+            self.vocabulary = BinaryVocabulary(desc)
+        return self.vocabulary.histogram(desc)
+
+    def _cloud(self, k: int):
+        if k not in self._clouds:
+            self._clouds[k] = depth_cloud(self.camera, self.map.features[k].depth_small, self._voxel(k))
+        return self._clouds[k]
+
+    def _voxel(self, k: int) -> float:
+        if self._voxel_m is None:  # fixed at the first keyframe: one scale for every information matrix
+            self._voxel_m = self.config.icp_voxel_ratio * max(self.map.keyframes[k].median_depth_m, 0.5)
+        return self._voxel_m
+
+    # ----------------------------------------------------------------- loop closure
+    def on_keyframe(self, k: int, gray: np.ndarray, depth32: np.ndarray, lost: bool = False) -> LoopClosure | None:
+        """Register keyframe ``k`` (the newest in the map) and close a loop through it if one verifies."""
+        t0 = time.process_time()
+        try:
+            return self._on_keyframe(k, gray, depth32, lost)
+        finally:
+            self.stats["cpu_s"] += time.process_time() - t0
+
+    def _on_keyframe(self, k: int, gray, depth32, lost: bool) -> LoopClosure | None:
+        cfg, m = self.config, self.map
+        feat = self.features(gray, depth32, lost)
+        m.features[k] = feat
+        if self.vocabulary is not None and len(feat.global_desc):
+            self.vocabulary.add_document(feat.global_desc)
+        self._voxel(k)
+        self._clouds.pop(k - 2 * cfg.exclude_recent, None)  # old clouds are rebuilt when a loop needs them
+        if not cfg.loop_closure or k < cfg.exclude_recent or not len(feat.global_desc):
+            return None
+        best = None
+        for c in self._candidates(k):
+            self.stats["candidates"] += 1
+            T_k_c_guess = inv_se3(m.keyframes[k].T_world_cam) @ m.keyframes[c].T_world_cam
+            reg = register(self.camera, feat, m.features[c], cfg.reproj_px, cfg.min_inliers, cfg.min_inlier_ratio,
+                           cfg.max_depth_error)
+            if not reg.ok:
+                self.stats["rejected"] += 1
+                self.rejections[reg.reason] = self.rejections.get(reg.reason, 0) + 1
+                continue
+            self.stats["verified"] += 1
+            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c), inv_se3(reg.T_query_cand), self._voxel(k),
+                                        cfg.icp_min_fitness)
+            if best is None or reg.inliers > best[1]:
+                best = (c, reg.inliers, T_c_k, info, T_k_c_guess)
+        previous, self._pending = self._pending, None
+        if best is None:
+            return None
+        c, inliers, T_c_k, info, T_k_c_guess = best
+        correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
+        self._pending = (k, correction)
+        if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
+                and np.degrees(rotation_angle_rad(correction[:3, :3])) < CONSISTENT_DEG):
+            m.loops.append(LoopEdge(c, k, T_c_k, info))
+            return None  # consistent already: the edge is kept for later optimisations
+        # The correction must be a plausible drift, and the previous keyframe verified the same correction.
+        path = np.linalg.norm(np.diff(m.poses()[c:k + 1, :3, 3], axis=0), axis=1).sum()
+        if np.linalg.norm(correction[:3, 3]) > cfg.max_correction_ratio * path + 2.0 * self._voxel(k):
+            self.stats["implausible"] += 1
+            return None
+        # Temporal consistency: the previous keyframe verified a loop with the same correction.
+        if previous is None or previous[0] != k - 1 or not _same_correction(previous[1], correction, self._voxel(k)):
+            self.stats["inconsistent"] += 1
+            return None
+        m.loops.append(LoopEdge(c, k, T_c_k, info))
+        t0 = time.perf_counter()
+        before = m.poses()
+        if not self._optimise():
+            return None
+        self.stats["closures"] += 1
+        return LoopClosure(k, c, inliers, float(np.linalg.norm(m.keyframes[k].T_world_cam[:3, 3] - before[k, :3, 3])),
+                           time.perf_counter() - t0)
+
+    def _optimise(self) -> bool:
+        """Optimise the pose graph and move the keyframes; False (map unchanged) when the newest loop is pruned."""
+        m = self.map
+        for k in range(1, len(m.keyframes)):  # odometry links' information, computed once when first needed
+            if m.odometry_info[k] is None and m.features[k] is not None and m.features[k - 1] is not None:
+                T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
+                info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
+                m.odometry_info[k] = info * (WEAK_LINK if m.features[k].lost else 1.0) + np.eye(6) * 1e-6
+        poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
+                                          self.config.line_process)
+        self.stats["pruned"] += len(kept) - sum(kept)
+        m.loops = [e for e, ok in zip(m.loops, kept) if ok]
+        if not kept[-1]:
+            return False
+        m.move_keyframes(poses)
+        return True
+
+    def finish(self) -> bool:
+        """A last optimisation with every loop edge verified since the last one (True: the map moved)."""
+        t0 = time.process_time()
+        moved = bool(self.map.loops) and self._optimise()
+        self.stats["cpu_s"] += time.process_time() - t0
+        return moved
+
+    def _candidates(self, k: int) -> list[int]:
+        """Up to ``candidates`` older keyframes with features, passing the pose prior, best descriptor first."""
+        cfg, m = self.config, self.map
+        older = [j for j in range(k - cfg.exclude_recent + 1) if m.features[j] is not None
+                 and len(m.features[j].global_desc) == len(m.features[k].global_desc)]
+        if not older:
+            return []
+        pos = m.poses()[:, :3, 3]
+        path = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pos, axis=0), axis=1))])
+        near = proximity_mask(pos, path, k, cfg.proximity_ratio, cfg.proximity_min_m)
+        older = [j for j in older if near[j]]
+        if not older:
+            return []
+        scores = self._scores(m.features[k].global_desc, np.stack([m.features[j].global_desc for j in older]))
+        return [older[i] for i in np.argsort(-scores)[:cfg.candidates]]
+
+    def _scores(self, query: np.ndarray, database: np.ndarray) -> np.ndarray:
+        if self.config.descriptor == "thumbnail":
+            return database @ query
+        return self.vocabulary.scores(query, database)
+
+    # ----------------------------------------------------------------- relocalisation
+    def relocalise(self, gray: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """(T_world_cam, inliers) of a lost image matched against the map's keyframes, or None."""
+        t0 = time.process_time()
+        try:
+            cfg, m = self.config, self.map
+            ids = [j for j, f in enumerate(m.features) if f is not None and len(f.global_desc)]
+            if not ids:
+                return None
+            query = self.features(gray, None)
+            if len(query.uv) < cfg.min_inliers or len(query.global_desc) != len(m.features[ids[0]].global_desc):
+                self.stats["relocalise_failed"] += 1
+                return None
+            scores = self._scores(query.global_desc, np.stack([m.features[j].global_desc for j in ids]))
+            best = None
+            for i in np.argsort(-scores)[:cfg.candidates]:
+                reg = register(self.camera, query, m.features[ids[i]], cfg.reproj_px, cfg.min_inliers,
+                               cfg.min_inlier_ratio, cfg.max_depth_error)
+                if reg.ok and (best is None or reg.inliers > best[1]):
+                    best = (m.keyframes[ids[i]].T_world_cam @ inv_se3(reg.T_query_cand), reg.inliers)
+            self.stats["relocalised" if best else "relocalise_failed"] += 1
+            return best
+        finally:
+            self.stats["cpu_s"] += time.process_time() - t0
+
+
+def _same_correction(A: np.ndarray, B: np.ndarray, voxel_m: float) -> bool:
+    """Two loop corrections agree: within 3 voxels plus half their size, and 2 degrees."""
+    D = inv_se3(A) @ B
+    size = max(np.linalg.norm(A[:3, 3]), np.linalg.norm(B[:3, 3]))
+    return (np.linalg.norm(D[:3, 3]) < 3.0 * voxel_m + 0.5 * size
+            and np.degrees(rotation_angle_rad(D[:3, :3])) < 2.0)
+
+
+__all__ = ["Backend"]

@@ -1,0 +1,152 @@
+"""Geometric verification of a loop / relocalisation candidate with metric depth.
+
+ORB features of the two images are matched (Hamming, ratio test); the candidate keyframe's keypoints
+are lifted to 3D with its metric depth and PnP-RANSAC finds the query camera's pose. A loop is accepted
+with enough inliers, a high enough inlier ratio and (when the query has depth) agreement between the
+query's own depth and the depth the registration predicts. The relative SE(3) is then refined by
+point-to-plane ICP of the two keyframes' depth (Open3D), with Open3D's information matrix for the
+pose graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+from mono_metric.camera import Camera
+from mono_metric.geometry import depth_at_pixels, inv_se3
+from mono_metric.tracking.pnp import solve_pnp_ransac
+
+DEPTH_STRIDE = 4  # KeyframeFeatures.depth_small is the depth at 1/4 resolution
+
+
+@dataclass
+class Registration:
+    """Outcome of :func:`register`.
+
+    Attributes:
+        ok: all tests passed.
+        T_query_cand: (4, 4) candidate camera in the query camera frame (PnP, ICP-refined when ok).
+        matches, inliers: descriptor matches with candidate depth, PnP inliers.
+        depth_error: median relative query-depth disagreement at the inliers (nan without query depth).
+        reason: why it failed ('' when ok).
+    """
+
+    ok: bool
+    T_query_cand: np.ndarray
+    matches: int
+    inliers: int
+    depth_error: float
+    reason: str
+
+
+def orb_features(gray: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) float32 keypoints and (N, 32) uint8 ORB descriptors of (H, W) uint8 ``gray``."""
+    orb = cv2.ORB_create(nfeatures=n, fastThreshold=10)
+    kps, desc = orb.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    return np.array([k.pt for k in kps], np.float32), desc
+
+
+def match_orb(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float = 0.8) -> np.ndarray:
+    """(M, 2) index pairs (into a, into b) passing the ratio test."""
+    if len(desc_a) < 2 or len(desc_b) < 2:
+        return np.zeros((0, 2), int)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(desc_a, desc_b, k=2)
+    good = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    return np.array(good, int).reshape(-1, 2)
+
+
+def register(camera: Camera, query, cand, reproj_px: float, min_inliers: int, min_inlier_ratio: float,
+             max_depth_error: float, T_guess: np.ndarray | None = None) -> Registration:
+    """Pose of the candidate keyframe's camera in the query image's camera frame.
+
+    Args:
+        camera: intrinsics of both images.
+        query, cand: :class:`~mono_metric.mapping.map.KeyframeFeatures` (the query's ``depth_m`` may be
+            all 0: no depth test then, as for relocalisation).
+        reproj_px, min_inliers, min_inlier_ratio, max_depth_error: the acceptance tests.
+        T_guess: optional (4, 4) ``T_query_cand`` to start PnP from.
+    """
+    pairs = match_orb(query.desc, cand.desc)
+    pairs = pairs[cand.depth_m[pairs[:, 1]] > 0] if len(pairs) else pairs
+    fail = Registration(False, np.eye(4) if T_guess is None else T_guess, len(pairs), 0, float("nan"), "")
+    if len(pairs) < min_inliers:
+        fail.reason = "matches"
+        return fail
+    xyz_cand = camera.backproject(cand.uv[pairs[:, 1]].astype(np.float64), cand.depth_m[pairs[:, 1]])
+    uv_q = query.uv[pairs[:, 0]].astype(np.float64)
+    pnp = solve_pnp_ransac(xyz_cand, uv_q, camera.K, reproj_px, min_inliers, T_guess, iterations=300)
+    fail.inliers = len(pnp.inliers)
+    if not pnp.ok:
+        fail.reason = "pnp"
+        return fail
+    if len(pnp.inliers) < min_inlier_ratio * len(pairs):
+        fail.reason = "inlier_ratio"
+        return fail
+    T = pnp.T_cam_world
+    zq = query.depth_m[pairs[pnp.inliers, 0]]
+    err = float("nan")
+    if (zq > 0).sum() >= min_inliers // 2:
+        z_pred = xyz_cand[pnp.inliers] @ T[2, :3] + T[2, 3]
+        err = float(np.median(np.abs(z_pred[zq > 0] - zq[zq > 0]) / zq[zq > 0]))
+        if not err <= max_depth_error:
+            return Registration(False, T, len(pairs), len(pnp.inliers), err, "depth")
+    return Registration(True, T, len(pairs), len(pnp.inliers), err, "")
+
+
+def depth_cloud(camera: Camera, depth_small: np.ndarray, voxel_m: float) -> o3d.t.geometry.PointCloud:
+    """Camera-frame point cloud (with normals) of a 1/4-resolution depth map."""
+    small_cam = camera.scaled(1.0 / DEPTH_STRIDE)
+    d = np.asarray(depth_small, np.float32)
+    v, u = np.nonzero(d > 0)
+    xyz = small_cam.backproject(np.stack([u, v], 1).astype(np.float64), d[v, u].astype(np.float64))
+    pc = o3d.t.geometry.PointCloud(o3c.Tensor(xyz.astype(np.float32)))
+    if len(xyz) >= 30:
+        pc = pc.voxel_down_sample(voxel_m)
+        if len(pc.point.positions) >= 3:
+            pc.estimate_normals(max_nn=20, radius=3.0 * voxel_m)
+    return pc
+
+
+def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
+               voxel_m: float, min_fitness: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Point-to-plane ICP of two camera-frame clouds from ``T_target_source``.
+
+    Returns:
+        (refined (4, 4) ``T_target_source`` (the input when ICP fails its fitness or moves it more than 5
+        voxels), (6, 6) Open3D information matrix, fitness).
+    """
+    reg = o3d.t.pipelines.registration
+    max_corr = 3.0 * voxel_m
+    if len(source.point.positions) < 30 or len(target.point.positions) < 30 or "normals" not in target.point:
+        return T_target_source, np.eye(6), 0.0
+    init = o3c.Tensor(T_target_source)
+    res = reg.icp(source, target, max_corr, init, reg.TransformationEstimationPointToPlane(),
+                  reg.ICPConvergenceCriteria(max_iteration=10))
+    T = res.transformation.numpy()
+    moved = np.linalg.norm((inv_se3(T_target_source) @ T)[:3, 3])
+    if res.fitness < min_fitness or moved > 5.0 * voxel_m:
+        T = T_target_source
+    return T, information(source, target, T, voxel_m), float(res.fitness)
+
+
+def information(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
+                voxel_m: float) -> np.ndarray:
+    """(6, 6) Open3D information matrix of two clouds at ``T_target_source`` (pairs within 3 voxels)."""
+    if len(source.point.positions) < 30 or len(target.point.positions) < 30:
+        return np.eye(6)
+    reg = o3d.t.pipelines.registration
+    return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
+
+
+def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> np.ndarray:
+    """(N,) usable depth (m) at keypoints ``uv`` of a median-filtered depth map (0: none or on an edge)."""
+    if len(uv) == 0:
+        return np.zeros(0)
+    z, consistent = depth_at_pixels(depth32, uv, 0.08)
+    return np.where(consistent & (z > 0.05) & (z < max_depth_m), z, 0.0)
