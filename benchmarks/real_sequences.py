@@ -81,8 +81,9 @@ SEQUENCES = [
     BenchSequence("tum_fr1_desk_9f", "tum_fr1_desk_9f", "configs/tum_fr1.yaml", {"missing": "skip"}),
     BenchSequence("kitti_00", "kitti_odometry_00", "configs/kitti.yaml"),
     BenchSequence("kitti_06", "kitti_odometry", "configs/kitti.yaml"),
-    # A synthetic counterpart needs one entry, e.g.
-    # BenchSequence("synthetic_room", "synthetic:room?frames=60&seed=3", "configs/synthetic_room.yaml"),
+    # The synthetic counterpart of a fast hand-held TUM sequence (rolling shutter, blur, exposure, noise, JPEG,
+    # Kinect-like depth: the 'tum' realism preset), exact ground truth.
+    BenchSequence("synthetic_handheld", "synthetic:handheld?seed=11&frames=150", "configs/synthetic_handheld.yaml"),
 ]
 
 
