@@ -244,11 +244,10 @@ def save_geometry(path: str | Path, geometry) -> Path:
     colors = np.asarray(geometry.vertex_colors if is_mesh else geometry.colors)
     if colors.size and (colors.min() < 0 or colors.max() > 1):
         geometry = o3d.geometry.TriangleMesh(geometry) if is_mesh else o3d.geometry.PointCloud(geometry)
-        clipped = o3d.utility.Vector3dVector(np.clip(colors, 0.0, 1.0))
         if is_mesh:
-            geometry.vertex_colors = clipped
+            geometry.vertex_colors = _unit_colors(geometry.vertex_colors)
         else:
-            geometry.colors = clipped
+            geometry.colors = _unit_colors(geometry.colors)
     ok = (o3d.io.write_triangle_mesh(str(path), geometry) if is_mesh
           else o3d.io.write_point_cloud(str(path), geometry))
     if not ok:
