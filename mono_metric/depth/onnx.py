@@ -20,6 +20,7 @@ from mono_metric.depth.base import DepthPrediction
 from mono_metric.depth.canonical import preprocess
 from mono_metric.depth.metric3d.model import MODEL_SPECS, Metric3D, to_prediction
 from mono_metric.errors import InputError
+from mono_metric.outputs import write_json
 
 OUTPUTS = ("depth", "confidence", "normal")
 
@@ -75,7 +76,7 @@ def export_onnx(model: Metric3D, path: str | Path, height: int, width: int, opse
                           output_names=names, verbose=False, external_data=external)
     sidecar = {"model": model.name, "input_hw": [height, width], "outputs": names,
                "canonical_focal_px": model.spec.canonical_focal_px, "max_depth_m": model.spec.max_depth_m}
-    Path(f"{path}.json").write_text(json.dumps(sidecar, indent=2))
+    write_json(f"{path}.json", sidecar)
     return path
 
 
