@@ -127,6 +127,9 @@ class TrackingConfig:
             (0: full resolution).
         dense_points: keyframe pixels per level; dense_iterations: Gauss-Newton steps per level;
             dense_huber: Huber threshold on the intensity residual (0-255).
+        sync_depth_time: where the loader gives the depth image's own time stamp (TUM: the Kinect's depth
+            is up to ~17 ms off its colour image), move the depth to the colour image's instant with the
+            current motion estimate before it is used (:func:`mono_metric.geometry.warp_depth`).
     """
 
     max_features: int = 800
@@ -175,6 +178,7 @@ class TrackingConfig:
     dense_huber: float = 10.0
     dense_max_change_m: float = 0.05
     dense_max_change_deg: float = 2.0
+    sync_depth_time: bool = True
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))

@@ -123,3 +123,85 @@ def depth_at_pixels(depth_m: np.ndarray, uv: np.ndarray, max_jump: float) -> tup
     kernel = np.ones((3, 3), np.uint8)
     ratio = cv2.dilate(depth_m, kernel)[iv, iu] / np.maximum(cv2.erode(depth_m, kernel)[iv, iu], 1e-6)
     return depth_m[iv, iu].astype(np.float64), ratio < 1.0 + max_jump
+
+
+def interpolate_se3(T_a_b: np.ndarray, fraction: float) -> np.ndarray:
+    """``T_a_b`` raised to ``fraction`` on SE(3) (the same screw motion, scaled; pypose Log/Exp).
+
+    Args:
+        T_a_b: (4, 4) rigid transform.
+        fraction: 0 gives the identity, 1 gives ``T_a_b``, -1 its inverse; any real number.
+
+    Returns:
+        (4, 4) float64 rigid transform.
+    """
+    x = pp.mat2SE3(torch.as_tensor(np.asarray(T_a_b, np.float64)), check=False).Log() * float(fraction)
+    return x.Exp().matrix().numpy()
+
+
+def warp_depth(depth_m: np.ndarray, K: np.ndarray, T_dst_src: np.ndarray) -> np.ndarray:
+    """Depth map of the same pinhole camera moved by ``T_dst_src`` (forward splat, nearest surface wins).
+
+    Used to bring a depth image taken at another instant than its colour image to the colour image's
+    pose: every valid pixel is lifted, moved into the destination frame, and written to its nearest pixel
+    there; where several land on one pixel the nearest surface is kept; a pixel nothing lands on between two
+    that have depth (left and right, or above and below) takes the nearer of them, other empty ones are 0.
+
+    Args:
+        depth_m: (H, W) depth (m) in the source frame, 0 / NaN / inf = invalid.
+        K: (3, 3) intrinsics of both views.
+        T_dst_src: (4, 4) maps source-frame points into the destination frame.
+
+    Returns:
+        (H, W) float32 depth (m) in the destination frame, 0 = unknown.
+    """
+    d = np.nan_to_num(np.asarray(depth_m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if d.ndim != 2 or K.shape != (3, 3) or np.shape(T_dst_src) != (4, 4):
+        raise ValueError(f"warp_depth: depth (H, W), K (3, 3), T (4, 4) expected; got {d.shape}, {K.shape}, "
+                         f"{np.shape(T_dst_src)}")
+    H, W = d.shape
+    v, u = np.nonzero(d > 0)
+    z = d[v, u].astype(np.float64)
+    rays = np.linalg.solve(K, np.stack([u, v, np.ones_like(u)]).astype(np.float64))
+    p = T_dst_src[:3, :3] @ (rays * z) + T_dst_src[:3, 3:4]
+    front = p[2] > 1e-6
+    uvw = K @ p[:, front]
+    iu, iv = np.round(uvw[0] / uvw[2]).astype(int), np.round(uvw[1] / uvw[2]).astype(int)
+    inside = (iu >= 0) & (iu < W) & (iv >= 0) & (iv < H)
+    out = np.full(H * W, np.inf)
+    np.minimum.at(out, iv[inside] * W + iu[inside], p[2, front][inside])
+    out = out.reshape(H, W).astype(np.float32)
+    # One-pixel gaps between splats (a slight zoom or rotation): the nearer of the two pixels either side.
+    gap = ~np.isfinite(out)
+    for a, b in ((out[1:-1, :-2], out[1:-1, 2:]), (out[:-2, 1:-1], out[2:, 1:-1])):
+        inner = gap[1:-1, 1:-1] & np.isfinite(a) & np.isfinite(b)
+        out[1:-1, 1:-1][inner] = np.minimum(a, b)[inner]
+        gap[1:-1, 1:-1] &= ~inner
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def depth_at_image_time(depth_m: np.ndarray, K: np.ndarray, T_world_prev: np.ndarray, T_world_cur: np.ndarray,
+                        t_prev_s: float, t_cur_s: float, t_depth_s: float) -> np.ndarray:
+    """A depth image taken at ``t_depth_s`` moved to the pose of the colour image at ``t_cur_s``.
+
+    The motion at ``t_depth_s`` is interpolated (or extrapolated) at constant velocity from the previous
+    frame's pose to the current one; the depth is then re-projected with :func:`warp_depth`.
+
+    Args:
+        depth_m: (H, W) depth (m) taken at ``t_depth_s``, pixel-registered to the colour camera.
+        K: (3, 3) intrinsics.
+        T_world_prev, T_world_cur: (4, 4) poses of the previous and the current colour image.
+        t_prev_s, t_cur_s, t_depth_s: their time stamps and the depth's (s); ``t_cur_s > t_prev_s``.
+
+    Returns:
+        (H, W) float32 depth (m) at the current colour image's pose (the input unchanged when the
+        times agree to 0.1 ms).
+    """
+    if abs(t_depth_s - t_cur_s) < 1e-4:
+        return np.asarray(depth_m, np.float32)
+    if not t_cur_s > t_prev_s:
+        raise ValueError(f"depth_at_image_time: t_cur_s {t_cur_s} must follow t_prev_s {t_prev_s}")
+    T_prev_cur = inv_se3(T_world_prev) @ T_world_cur
+    T_cur_depth = interpolate_se3(T_prev_cur, (t_depth_s - t_cur_s) / (t_cur_s - t_prev_s))
+    return warp_depth(depth_m, K, T_cur_depth)

@@ -27,8 +27,8 @@ from mono_metric.backend import Backend
 from mono_metric.config import BackendConfig, TrackingConfig
 from mono_metric.errors import InputError
 from mono_metric.tracking.features import make_frontend, merge_corners
-from mono_metric.geometry import (depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels, repose_points,
-                                   rotation_angle_rad)
+from mono_metric.geometry import (depth_at_image_time, depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels,
+                                   repose_points, rotation_angle_rad)
 from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
 from mono_metric.tracking.dense import DenseReference, photometric_refine
 from mono_metric.tracking.essential import hybrid_pose
@@ -81,7 +81,8 @@ class Odometry:
         self._last_depth_frame = 0  # the last frame whose depth was computed
         self._dense_ref: DenseReference | None = None  # the keyframe's pixels for photometric refinement
 
-    def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None) -> TrackResult:
+    def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None,
+              depth_timestamp: float | None = None) -> TrackResult:
         """Estimate the pose of ``image``.
 
         Args:
@@ -90,6 +91,8 @@ class Odometry:
             depth_m: metric depth of this image, (H, W) with 0 = invalid: an array, a zero-argument
                 callable evaluated only if this frame needs depth (a keyframe, or a frame for the BA's
                 depth priors: ``ba_depth_every_n_frames``), or None to run ``depth_model`` then.
+            depth_timestamp: seconds at which a given ``depth_m`` was taken, when not with the image (a
+                sensor's depth stream); with ``sync_depth_time`` it is moved to the image's pose.
 
         Returns:
             The :class:`TrackResult`; the pose is also appended to :meth:`trajectory`.
@@ -108,9 +111,9 @@ class Odometry:
         every = self.config.ba_depth_every_n_frames  # depth between keyframes for the BA's priors
         if (not keyframe_needed and self.window is not None and every
                 and len(self._poses) - self._last_depth_frame >= every):
-            self._add_depth_priors(result, self._depth(image, depth_m))
+            self._add_depth_priors(result, self._depth(image, depth_m, result, timestamp, depth_timestamp))
         if keyframe_needed:
-            depth = self._depth(image, depth_m)
+            depth = self._depth(image, depth_m, result, timestamp, depth_timestamp)
             prev_tracks = (self._lm, self._uv) if tracked_ok else None
             carry = prev_tracks if (self.config.ba_multiview and self._desc is None) else None
             depth_filtered = self._make_keyframe(gray, depth, result.T_world_cam, len(self._poses), timestamp, carry)
@@ -134,7 +137,8 @@ class Odometry:
         return result
 
     # ----------------------------------------------------------------- internals
-    def _depth(self, image: np.ndarray, depth_m: DepthInput) -> np.ndarray:
+    def _depth(self, image: np.ndarray, depth_m: DepthInput, result: TrackResult, timestamp: float,
+               depth_timestamp: float | None) -> np.ndarray:
         if callable(depth_m):
             depth_m = depth_m()
         elif depth_m is None:
@@ -145,6 +149,10 @@ class Odometry:
         depth_m = np.asarray(depth_m)
         if depth_m.shape != image.shape[:2]:
             raise InputError(f"depth map shape {depth_m.shape} does not match the image {image.shape[:2]}")
+        if (depth_timestamp is not None and self.config.sync_depth_time and self._poses and not self._lost
+                and result.status in ("ok", "reinitialised") and timestamp > self.map.frame_stamps[-1]):
+            depth_m = depth_at_image_time(depth_m, self._K, self._poses[-1], result.T_world_cam,
+                                          self.map.frame_stamps[-1], timestamp, float(depth_timestamp))
         return depth_m
 
     def _solve(self, gray: np.ndarray) -> TrackResult:

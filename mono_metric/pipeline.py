@@ -133,6 +133,7 @@ class OdometryPipeline:
         cfg.save(self.out_dir / "config.yaml")
         self.write_camera(seq)
         depth_source = make_depth_source(cfg.depth)
+        sensor_depth = getattr(depth_source, "frame_depth", False)  # the frame's own depth, with its own time
         warnings = self.warnings()
         for w in warnings:
             tqdm.write(w, file=sys.stderr)
@@ -193,7 +194,7 @@ class OdometryPipeline:
                     return np.where(valid, d, np.float32(0))
 
                 t1, depth_before = time.perf_counter(), timings["depth"]
-                result = odo.track(frame.image, frame.timestamp, depth)
+                result = odo.track(frame.image, frame.timestamp, depth, frame.depth_timestamp if sensor_depth else None)
                 timings["tracking"] += time.perf_counter() - t1 - (timings["depth"] - depth_before)
                 # A frame still in 'init' that did not become the first keyframe has no pose: it is lost.
                 statuses.append("lost" if result.status == "init" and not result.keyframe else result.status)

@@ -23,6 +23,8 @@ class Frame:
         camera: intrinsics of ``image``.
         depth_m: optional (H, W) float32 ground-truth depth in metres, 0 where unknown.
         T_world_cam: optional (4, 4) ground-truth pose.
+        depth_timestamp: seconds at which ``depth_m`` was taken, where a sensor's depth stream is not
+            synchronised with its colour stream (TUM); None: taken with the image.
     """
 
     index: int
@@ -31,6 +33,7 @@ class Frame:
     camera: Camera
     depth_m: np.ndarray | None = None
     T_world_cam: np.ndarray | None = None
+    depth_timestamp: float | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

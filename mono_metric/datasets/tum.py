@@ -102,6 +102,7 @@ class TumRGBD(Sequence):
             raise InputError(f"{root}: no frames left after association and selection")
         self.rgb_files = [root / rgb_f[i] for i in rows]
         self.depth_files = [root / depth_f[jd[i]] for i in rows] if has_depth else None
+        self.depth_timestamps = depth_t[jd[rows]] if has_depth else None  # the Kinect's depth is not synchronised
         self.timestamps = rgb_t[rows]
         self.gt = Trajectory(self.timestamps, poses[rows]) if gt is not None else None
         width, height = image_size(self.rgb_files[0])
@@ -135,7 +136,9 @@ class TumRGBD(Sequence):
     def _load(self, index: int) -> Frame:
         depth = read_depth_png(self.depth_files[index], DEPTH_SCALE) if self.depth_files else None
         gt = None if self.gt is None else self.gt.T_world_cam[index]
-        return Frame(index, float(self.timestamps[index]), read_rgb(self.rgb_files[index]), self.camera, depth, gt)
+        depth_t = None if self.depth_timestamps is None else float(self.depth_timestamps[index])
+        return Frame(index, float(self.timestamps[index]), read_rgb(self.rgb_files[index]), self.camera, depth, gt,
+                     depth_t)
 
 
 def looks_like_tum(path: Path) -> bool:

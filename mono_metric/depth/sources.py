@@ -23,6 +23,8 @@ def _require_gt(frame: Frame) -> np.ndarray:
 class GroundTruthDepth:
     """Returns the frame's ground-truth depth (metres, 0 = invalid) unchanged."""
 
+    frame_depth = True  # the depth is the frame's own (taken at ``Frame.depth_timestamp``)
+
     def __call__(self, frame: Frame) -> np.ndarray:
         return _require_gt(frame)
 
@@ -35,6 +37,8 @@ class DegradedDepth:
         hole_fraction: approximate fraction of valid pixels dropped in blobs.
         seed: base seed; frame ``i`` uses ``seed * 7919 + i``.
     """
+
+    frame_depth = True
 
     def __init__(self, abs_rel: float = 0.06, hole_fraction: float = 0.05, seed: int = 0):
         self.abs_rel, self.hole_fraction, self.seed = abs_rel, hole_fraction, seed
