@@ -130,6 +130,10 @@ class TrackingConfig:
         sync_depth_time: where the loader gives the depth image's own time stamp (TUM: the Kinect's depth
             is up to ~17 ms off its colour image), move the depth to the colour image's instant with the
             current motion estimate before it is used (:func:`mono_metric.geometry.warp_depth`).
+        rolling_shutter_ms: the camera's readout time from the first to the last row (0: global shutter, the
+            default). Keyframe corners are moved to the middle row's instant and every pose is refined with a
+            rolling-shutter projection (:mod:`mono_metric.tracking.rolling`); local BA and the photometric
+            refinement still model a global shutter.
     """
 
     max_features: int = 800
@@ -179,6 +183,7 @@ class TrackingConfig:
     dense_max_change_m: float = 0.05
     dense_max_change_deg: float = 2.0
     sync_depth_time: bool = True
+    rolling_shutter_ms: float = 0.0
 
     def validate(self) -> None:
         check_choice("tracking.refine", self.refine, ("opencv", "pypose"))
@@ -189,6 +194,7 @@ class TrackingConfig:
             check_range("tracking.klt_refine_window_px", self.klt_refine_window_px, 3, self.klt_window_px)
         check_range("tracking.ransac_reproj_px", self.ransac_reproj_px, 0.1, 50.0)
         check_range("tracking.min_inliers", self.min_inliers, 6, 100000)
+        check_range("tracking.rolling_shutter_ms", self.rolling_shutter_ms, 0.0, 1000.0)
         check_range("tracking.keyframe_inlier_ratio", self.keyframe_inlier_ratio, 0.0, 1.0)
         check_range("tracking.keyframe_min_inliers", self.keyframe_min_inliers, 0, 100000)
         check_range("tracking.keyframe_distance_ratio", self.keyframe_distance_ratio, 0.0, 10.0)

@@ -33,6 +33,7 @@ from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_r
 from mono_metric.tracking.dense import DenseReference, photometric_refine
 from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
+from mono_metric.tracking.rolling import body_twist_per_s, derolled_points, refine_pose_rolling
 from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.mapping.map import Map
 from mono_metric.types import Keyframe, TrackResult, Trajectory
@@ -103,7 +104,7 @@ class Odometry:
         if self._prev_gray is None:
             result = TrackResult(np.eye(4), "init", 0, 0)
         else:
-            result = self._solve(gray)
+            result = self._solve(gray, timestamp)
             if result.status == "lost" and self.backend is not None and self.backend.config.relocalise:
                 self._relocalise(gray, result)
         tracked_ok = result.status in ("ok", "reinitialised")  # 'relocalised' makes a keyframe there
@@ -155,7 +156,7 @@ class Odometry:
                                           self.map.frame_stamps[-1], timestamp, float(depth_timestamp))
         return depth_m
 
-    def _solve(self, gray: np.ndarray) -> TrackResult:
+    def _solve(self, gray: np.ndarray, timestamp: float) -> TrackResult:
         """Pose of ``gray`` against the keyframe points; commits the tracks only on success."""
         cfg = self.config
         guess = self._constant_velocity()
@@ -178,6 +179,10 @@ class Odometry:
             T_cam_world = refine_pose_lm(xyz[inl], img[inl], self._K, pnp.T_cam_world, huber_px=cfg.ransac_reproj_px)
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
+        if cfg.rolling_shutter_ms > 0 and timestamp > self.map.frame_stamps[-1]:  # velocity follows the pose
+            T_cam_world = refine_pose_rolling(xyz[inl], uv[inl], self._K, T_cam_world, self._poses[-1],
+                                              timestamp - self.map.frame_stamps[-1], self.camera.height,
+                                              cfg.rolling_shutter_ms / 1e3, huber_px=cfg.ransac_reproj_px)
         if cfg.pose == "hybrid":  # rotation from the essential matrix where depth explains the tracks badly
             T_cam_world, _ = hybrid_pose(T_cam_world, self._kf.T_world_cam, xyz, self._kf_uv[self._lm[good]], img,
                                          self._K, len(inl), cfg.essential_threshold_px, cfg.essential_min_parallax_px,
@@ -247,13 +252,19 @@ class Odometry:
             return None
         T = T_world_cam
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
+        if cfg.rolling_shutter_ms > 0 and self._poses and timestamp > self.map.frame_stamps[-1]:
+            twist = body_twist_per_s(self._poses[-1], T, timestamp - self.map.frame_stamps[-1])
+            xyz_cam = derolled_points(uv[keep], z[keep], self._K, twist, self.camera.height,
+                                      cfg.rolling_shutter_ms / 1e3)  # in the middle row's camera
         self._uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
         self._xyz = xyz_cam @ T[:3, :3].T + T[:3, 3]
         self._desc = _take(desc, keep)
         self._lm = np.arange(int(keep.sum()))
         self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
         self.map.add_keyframe(self._kf)
-        self._kf_uv, self._kf_depth = self._uv.copy(), z[keep]
+        self._kf_uv = (self._uv.copy() if cfg.rolling_shutter_ms == 0 else  # where a global shutter sees them
+                       self.camera.project(xyz_cam)[0].astype(np.float32))
+        self._kf_depth = xyz_cam[:, 2]
         self._kf_parent = parent[keep]
         self._dense_ref = (DenseReference.build(gray, depth32, self._K, cfg.dense_levels, cfg.dense_points,
                                                 max_depth_jump=self.max_depth_jump, max_depth_m=self.max_depth_m)
