@@ -13,7 +13,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from mono_metric.errors import InputError
+from mono_metric.types import Trajectory, format_kitti, format_tum
 
 MARKER = ".mono-metric.json"
 
@@ -146,3 +149,44 @@ class output_dir:  # noqa: N801 - used as a context manager, like open()
             write_marker(self.path, self.args[1], state)
         except OSError:
             pass
+
+
+class TrajectoryFiles:
+    """The run's trajectory files, written frame by frame so an interrupted run keeps what it had.
+
+    ``trajectory_kitti.txt`` and ``trajectory_tum.txt`` (every frame) and ``keyframes_tum.txt`` in
+    ``out_dir``, opened for writing (truncated) on creation. Use as a context manager or call :meth:`close`.
+    """
+
+    NAMES = ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")
+
+    def __init__(self, out_dir: str | Path):
+        self._files = {name: open(Path(out_dir) / name, "w") for name in self.NAMES}
+
+    def append(self, timestamp: float, T_world_cam, keyframe: bool) -> None:
+        """Add one frame's (4, 4) pose (and the keyframe line) and flush."""
+        T = np.asarray(T_world_cam)[None]
+        self._files["trajectory_kitti.txt"].write(format_kitti(T))
+        self._files["trajectory_tum.txt"].write(format_tum(np.array([timestamp]), T))
+        if keyframe:
+            self._files["keyframes_tum.txt"].write(format_tum(np.array([timestamp]), T))
+        for f in self._files.values():
+            f.flush()
+
+    def write_all(self, trajectory: Trajectory, keyframes: list) -> None:
+        """Write a whole :class:`~mono_metric.types.Trajectory` and its keyframes (objects with ``timestamp``
+        and ``T_world_cam``) to the freshly opened files."""
+        self._files["trajectory_kitti.txt"].write(format_kitti(trajectory.T_world_cam))
+        self._files["trajectory_tum.txt"].write(format_tum(trajectory.timestamps, trajectory.T_world_cam))
+        self._files["keyframes_tum.txt"].write(format_tum(np.array([k.timestamp for k in keyframes]),
+                                                          np.array([k.T_world_cam for k in keyframes]).reshape(-1, 4, 4)))
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def __enter__(self) -> "TrajectoryFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

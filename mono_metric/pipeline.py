@@ -34,9 +34,9 @@ from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
 from mono_metric.mapping.tsdf import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
-from mono_metric.outputs import write_json
+from mono_metric.outputs import TrajectoryFiles, write_json
 from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot, sequence_fingerprint
-from mono_metric.types import Trajectory, format_kitti, format_tum
+from mono_metric.types import Trajectory
 from mono_metric.undistort import CameraAdjusted
 from mono_metric.viz.report import write_report
 
@@ -161,10 +161,9 @@ class OdometryPipeline:
             except Exception as err:  # noqa: BLE001 - any damage to the snapshot files
                 raise self._corrupt_snapshot(err) from err
             start = len(statuses)
-        files = {name: open(self.out_dir / name, "w") for name in
-                 ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")}
+        files = TrajectoryFiles(self.out_dir)
         if start:  # the files as they were at the snapshot (frames after it are recomputed)
-            _write_trajectories(files, odo)
+            files.write_all(odo.trajectory(), odo.keyframes())
         bar = tqdm(range(start, len(seq)), desc=seq.name, unit="frame", disable=not self.progress, dynamic_ncols=True,
                    initial=start, total=len(seq))
         t_start = last_snapshot = time.perf_counter()
@@ -198,7 +197,7 @@ class OdometryPipeline:
                 timings["tracking"] += time.perf_counter() - t1 - (timings["depth"] - depth_before)
                 # A frame still in 'init' that did not become the first keyframe has no pose: it is lost.
                 statuses.append("lost" if result.status == "init" and not result.keyframe else result.status)
-                _append(files, frame.timestamp, result.T_world_cam, result.keyframe)
+                files.append(frame.timestamp, result.T_world_cam, result.keyframe)
                 if rec is not None:
                     rec.log_frame(frame, result, odo)
                 if result.keyframe:
@@ -223,8 +222,7 @@ class OdometryPipeline:
             stopped_by = err
             bar.close()
         finally:
-            for f in files.values():
-                f.close()
+            files.close()
         if stopped_by is not None and not statuses:
             raise stopped_by
         t_back = time.perf_counter()
@@ -259,11 +257,9 @@ class OdometryPipeline:
                 warnings, stopped_by) -> dict:
         """Rewrite the trajectories, then write the metrics, timings, mesh, cloud and summary of the frames tracked."""
         mcfg, rec = self.config.mapping, self.recorder
-        names = ("trajectory_kitti.txt", "trajectory_tum.txt", "keyframes_tum.txt")
         # Appended as tracked; now rewritten with the keyframes' final (bundle-adjusted, loop-closed) poses.
-        files = {name: open(self.out_dir / name, "w") for name in names}
-        with files["trajectory_tum.txt"], files["trajectory_kitti.txt"], files["keyframes_tum.txt"]:
-            _write_trajectories(files, odo)
+        with TrajectoryFiles(self.out_dir) as files:
+            files.write_all(odo.trajectory(), odo.keyframes())
         n = len(statuses)
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
                    "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
@@ -390,25 +386,6 @@ class OdometryPipeline:
                 self.write_errors.append(f"cannot write depth previews such as {path}")
                 tqdm.write(f"warning: cannot write the depth preview {path}; check that {path.parent} is a writable "
                            "folder", file=sys.stderr)
-
-
-def _write_trajectories(files: dict, odo: Odometry) -> None:
-    """Write the odometry's trajectory and keyframes so far to the open result files."""
-    traj = odo.trajectory()
-    files["trajectory_kitti.txt"].write(format_kitti(traj.T_world_cam))
-    files["trajectory_tum.txt"].write(format_tum(traj.timestamps, traj.T_world_cam))
-    kfs = odo.keyframes()
-    files["keyframes_tum.txt"].write(format_tum(np.array([k.timestamp for k in kfs]),
-                                                np.array([k.T_world_cam for k in kfs]).reshape(-1, 4, 4)))
-
-
-def _append(files: dict, timestamp: float, T: np.ndarray, keyframe: bool) -> None:
-    files["trajectory_kitti.txt"].write(format_kitti(T[None]))
-    files["trajectory_tum.txt"].write(format_tum(np.array([timestamp]), T[None]))
-    if keyframe:
-        files["keyframes_tum.txt"].write(format_tum(np.array([timestamp]), T[None]))
-    for f in files.values():
-        f.flush()
 
 
 def _spans(statuses: list[str], value: str) -> list[list[int]]:
