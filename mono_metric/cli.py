@@ -285,11 +285,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("steps", args.steps), ("init_weights", args.init_weights)) if v is not None}
     cfg = load_train_config(args.config, overrides)
+    cfg.check_files()
     if args.resume:
         check_resume_checkpoint(Path(args.out) / "checkpoint.pt", cfg)  # before minutes of data preparation
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes {args.max_minutes} must be > 0 (minutes of wall time for this call)")
     print(f"training {cfg.model} ({cfg.cstm} canonical transform, {cfg.steps} steps) -> {args.out}")
     with output_dir(args.out, "train", args.overwrite, args.resume) as out:
-        metrics = train(cfg, out, resume=args.resume, progress=not args.quiet, device=args.device)
+        metrics = train(cfg, out, resume=args.resume, progress=not args.quiet, device=args.device,
+                        max_minutes=args.max_minutes)
+    if metrics.stopped_at_step is not None:
+        write_marker(Path(args.out), "train", "stopped", step=metrics.stopped_at_step)
+        print(f"stopped at step {metrics.stopped_at_step} of {cfg.steps} (--max-minutes {args.max_minutes:g}); "
+              f"continue: mono-metric train --config {args.config} --out {args.out} --resume")
+        return 0
     for group, m in sorted(metrics.items()):
         print(f"val {group:>7}: AbsRel {m['abs_rel']:.3f}  delta1 {m['d1']:.3f}  RMSE {m['rmse']:.2f} m "
               f"({m['frames']} frames)")
@@ -468,7 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/train", help="folder for checkpoints, log and model.pt")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--steps", type=int, help="override the config's step count")
-    t.add_argument("--init-weights", help="start from this checkpoint (fine-tuning; default: the config's)")
+    t.add_argument("--init-weights", help="start from this checkpoint, or 'pretrained' for the model's own weights "
+                   "(fine-tuning; default: the config's)")
+    t.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes of wall time, with a "
+                   "checkpoint; --resume continues (for training across several sessions)")
     t.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_threads(t)

@@ -12,6 +12,9 @@ from mono_metric.errors import InputError, read_yaml_mapping
 from mono_metric.train.data import CSTM_MODES
 from mono_metric.train.losses import LossWeights
 
+PRETRAINED = "pretrained"
+"""``init_weights`` value that starts from the model's own weights (packaged or official)."""
+
 
 @dataclass
 class SyntheticDataConfig:
@@ -45,19 +48,92 @@ class SyntheticDataConfig:
 
 
 @dataclass
+class SequenceEntry:
+    """One dataset with ground-truth depth in ``data.sequences`` / ``data.val_sequences``.
+
+    A plain path in the config stands for an entry with that path and the defaults below.
+
+    Attributes:
+        path: dataset folder (any loader whose frames carry depth, e.g. a TUM RGB-D folder with sensor
+            depth) or a ``synthetic:...`` spec.
+        kind: loader name ('tum', 'kitti', ...); None guesses it from the layout.
+        start, max_frames, stride: frame selection (loader frame indices ``start, start + stride, ...``,
+            at most ``max_frames``); ``stride`` None takes ``data.sequence_stride``.
+        scale: image downscale factor in (0, 1] (depth nearest-neighbour, intrinsics follow).
+        undistort: remap frames to the pinhole model with the loader's distortion coefficients (TUM
+            freiburg1/2: the published ones) before scaling; no effect when there are none.
+        skip_missing: drop listed frames whose files are absent instead of failing.
+        group: batch group name (None: the sequence's name); training batches draw groups in equal shares.
+    """
+
+    path: str = ""
+    kind: str | None = None
+    start: int = 0
+    max_frames: int | None = None
+    stride: int | None = None
+    scale: float = 1.0
+    undistort: bool = True
+    skip_missing: bool = False
+    group: str | None = None
+
+    def validate(self, key: str) -> None:
+        if not self.path:
+            raise InputError(f"config {key}.path is missing; give the dataset folder")
+        check_range(f"{key}.start", self.start, 0, 10_000_000)
+        if self.max_frames is not None:
+            check_range(f"{key}.max_frames", self.max_frames, 1, 10_000_000)
+        if self.stride is not None:
+            check_range(f"{key}.stride", self.stride, 1, 100000)
+        if not 0.0 < self.scale <= 1.0:
+            raise InputError(f"config {key}.scale={self.scale!r} must be in (0, 1] (an image downscale factor)")
+        if self.group is not None and (not self.group or self.group == "all"):
+            raise InputError(f"config {key}.group={self.group!r} must be a non-empty name other than 'all'")
+
+
+def parse_sequence_entries(key: str, entries, default_stride: int) -> list[SequenceEntry]:
+    """Validated :class:`SequenceEntry` objects of a config list of paths and/or mappings.
+
+    Raises:
+        InputError: not a list, an entry that is neither a path nor a mapping, an unknown or badly typed
+            key, a value out of range or a missing path; the message names the key (``data.sequences[1].scale``).
+    """
+    if not isinstance(entries, list):
+        raise InputError(f"config {key}={entries!r} must be a list of dataset paths or mappings "
+                         "({path, start, max_frames, stride, scale, undistort, skip_missing})")
+    out = []
+    for i, item in enumerate(entries):
+        k = f"{key}[{i}]"
+        if isinstance(item, SequenceEntry):
+            entry = dataclasses.replace(item)
+        elif isinstance(item, str):
+            entry = SequenceEntry(path=item)
+        elif isinstance(item, dict):
+            entry = build_section(SequenceEntry, item, f"{k}.")
+        else:
+            raise InputError(f"config {k}={item!r} must be a dataset path or a mapping with a 'path' key")
+        entry.validate(k)
+        if entry.stride is None:
+            entry.stride = default_stride
+        out.append(entry)
+    return out
+
+
+@dataclass
 class DataConfig:
     """Training data: synthetic frames plus optional sequences with ground-truth depth.
 
     Attributes:
         synthetic: the rendered part.
-        sequences: extra dataset paths (any loader whose frames have depth, e.g. TUM RGB-D folders).
-        sequence_stride: use every n-th frame of ``sequences``.
+        sequences: extra training datasets with depth: paths or :class:`SequenceEntry` mappings.
+        val_sequences: validation datasets with depth (same forms), evaluated beside the synthetic ones.
+        sequence_stride: default frame stride of entries that set none.
         val_sequences_per_scene, val_frames_per_sequence: held-out synthetic validation set.
         max_depth_m: ground truth beyond this is ignored.
     """
 
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
     sequences: list = field(default_factory=list)
+    val_sequences: list = field(default_factory=list)
     sequence_stride: int = 1
     val_sequences_per_scene: int = 2
     val_frames_per_sequence: int = 6
@@ -65,9 +141,9 @@ class DataConfig:
 
     def validate(self) -> None:
         self.synthetic.validate()
-        if not all(isinstance(s, str) for s in self.sequences):
-            raise InputError(f"config data.sequences={self.sequences!r} must be a list of dataset paths")
         check_range("data.sequence_stride", self.sequence_stride, 1, 100000)
+        self.sequences = parse_sequence_entries("data.sequences", self.sequences, self.sequence_stride)
+        self.val_sequences = parse_sequence_entries("data.val_sequences", self.val_sequences, self.sequence_stride)
         check_range("data.val_sequences_per_scene", self.val_sequences_per_scene, 0, 1000)
         check_range("data.val_frames_per_sequence", self.val_frames_per_sequence, 1, 1000)
         check_range("data.max_depth_m", self.max_depth_m, 0.1, 1000.0)
@@ -82,7 +158,9 @@ class TrainConfig:
 
     Attributes:
         model: a Metric3D model name (the embedded 'mono_metric_tiny' or an official one to fine-tune).
-        init_weights: checkpoint to start from (fine-tuning; official Metric3D files load strictly).
+        init_weights: checkpoint to start from (fine-tuning; official Metric3D files load strictly), or
+            'pretrained': the model's own weights (the packaged ones of 'mono_metric_tiny', the cached or
+            downloaded official file of a Metric3D model).
         cstm: canonical transform: 'label' (CSTM_label), 'image' (CSTM_image) or 'none'.
         steps: optimiser steps.
         batch_size: frames per step.
@@ -131,6 +209,22 @@ class TrainConfig:
         self.data.validate()
         self.loss.validate()
         return self
+
+    def check_files(self) -> None:
+        """The files the config names exist (checked when training starts, not on load: a config may name
+        data that only some machines have).
+
+        Raises:
+            InputError: a missing ``init_weights`` file or dataset path; the message names the key.
+        """
+        if self.init_weights not in (None, PRETRAINED) and not Path(self.init_weights).expanduser().is_file():
+            raise InputError(f"config init_weights={self.init_weights!r} is not a file; give a checkpoint path, or "
+                             f"'{PRETRAINED}' to start from the model's own (packaged or official) weights")
+        for key, entries in (("data.sequences", self.data.sequences), ("data.val_sequences", self.data.val_sequences)):
+            for i, e in enumerate(entries):
+                if not e.path.startswith("synthetic:") and not Path(e.path).expanduser().exists():
+                    raise InputError(f"config {key}[{i}].path={e.path!r} does not exist (relative paths start at the "
+                                     "current directory); give an existing dataset folder")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -95,18 +95,61 @@ def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tupl
     return samples
 
 
-def samples_from_sequence(path: str, kind: str | None = None, stride: int = 1, group: str = "user",
-                          progress: bool = False) -> list[Sample]:
-    """Every ``stride``-th frame of a loader sequence that has ground-truth depth (e.g. TUM RGB-D)."""
-    seq = load_sequence(path, kind)
+def samples_from_sequence(path: str, kind: str | None = None, stride: int = 1, group: str | None = None,
+                          progress: bool = False, start: int = 0, max_frames: int | None = None,
+                          scale: float = 1.0, undistort: bool = True, skip_missing: bool = False,
+                          key: str = "data.sequences") -> list[Sample]:
+    """Frames of a loader sequence that has ground-truth depth (e.g. TUM RGB-D sensor depth).
+
+    Args:
+        path: dataset folder or ``synthetic:...`` spec; ``kind`` its loader (None: guessed).
+        stride, start, max_frames: frame selection, in the loader's frame indices.
+        group: batch group of the samples (None: the sequence's name).
+        scale: image downscale factor in (0, 1]: colour with area averaging, depth nearest-neighbour, the
+            intrinsics follow (:meth:`Camera.resized`).
+        undistort: remap colour and depth to the pinhole model with the loader's distortion (before scaling);
+            pixels outside the distorted image get depth 0 (invalid).
+        skip_missing: drop listed frames whose files are absent.
+        key: the config key of this entry, for messages.
+
+    Raises:
+        InputError: the loader refuses the path or options, or a frame has no depth; the message names ``key``.
+    """
+    from mono_metric.undistort import CameraAdjusted
+
+    opts = {k: v for k, v, default in (("start", start, 0), ("max_frames", max_frames, None),
+                                       ("stride", stride, 1)) if v != default}
+    if skip_missing:
+        opts["missing"] = "skip"
+    try:
+        seq = load_sequence(path, kind, **opts)
+    except InputError as err:
+        raise InputError(f"config {key} ({path}): {err}") from err
+    if undistort and getattr(seq, "distortion", None) is not None:
+        seq = CameraAdjusted(seq, undistort=True)
+    cam = seq.camera
+    size = (max(1, round(cam.width * scale)), max(1, round(cam.height * scale)))
+    cam_out = cam if scale == 1.0 else cam.resized(*size)
+    name = group or seq.name
     samples = []
-    for i in tqdm(range(0, len(seq), stride), desc=f"reading {seq.name}", unit="frame", disable=not progress,
+    for i in tqdm(range(len(seq)), desc=f"reading {seq.name}", unit="frame", disable=not progress,
                   dynamic_ncols=True):
         f = seq[i]
         if f.depth_m is None:
-            raise InputError(f"{path} frame {i} has no ground-truth depth; training needs a dataset with depth")
-        samples.append(Sample(f.image, f.depth_m.astype(np.float32), f.camera, group))
+            raise InputError(f"config {key} ({path}) frame {f.index} has no ground-truth depth; training needs a "
+                             "dataset with depth (e.g. TUM RGB-D with depth.txt)")
+        image, depth = f.image, f.depth_m.astype(np.float32)
+        if scale != 1.0:
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+        samples.append(Sample(image, depth, cam_out, name))
     return samples
+
+
+def samples_from_entry(entry, key: str, progress: bool = False) -> list[Sample]:
+    """Samples of one validated ``data.sequences`` / ``data.val_sequences`` entry (a ``SequenceEntry``)."""
+    return samples_from_sequence(entry.path, entry.kind, entry.stride, entry.group, progress, entry.start,
+                                 entry.max_frames, entry.scale, entry.undistort, entry.skip_missing, key)
 
 
 def save_samples(samples: list[Sample], path: str | Path) -> None:

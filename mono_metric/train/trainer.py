@@ -26,9 +26,9 @@ from mono_metric.depth.weights import cache_dir, load_into, load_state_dict, res
 from mono_metric.errors import InputError
 from mono_metric.eval.depth import depth_metrics
 from mono_metric.outputs import write_json
-from mono_metric.train.config import TrainConfig
+from mono_metric.train.config import PRETRAINED, TrainConfig
 from mono_metric.train.data import (Sample, canonical_view, load_samples, make_batch, render_synthetic,
-                                    samples_from_sequence, save_samples, to_network_input)
+                                    samples_from_entry, save_samples, to_network_input)
 from mono_metric.train.losses import total_loss
 
 VAL_SEED_OFFSET = 100000
@@ -192,9 +192,58 @@ def _trim_log(log_path: Path, step: int) -> None:
     log_path.write_text("".join(ln + "\n" for ln in keep))
 
 
+class TrainMetrics(dict):
+    """Validation metrics per group (``{group: {abs_rel, d1, rmse, frames}}``) of a :func:`train` call.
+
+    Attributes:
+        stopped_at_step: the step a ``max_minutes`` budget stopped at (checkpoint written, no ``model.pt``
+            yet: resume to continue); None when training reached ``cfg.steps``.
+        model_check: what :func:`check_model_file` found in the final ``model.pt`` (None when stopped).
+    """
+
+    def __init__(self, metrics: dict, stopped_at_step: int | None = None, model_check: dict | None = None):
+        super().__init__(metrics)
+        self.stopped_at_step, self.model_check = stopped_at_step, model_check
+
+
+def check_model_file(path: str | Path, sample: Sample, cstm: str, model_name: str) -> dict:
+    """Validate a written ``model.pt``: strict re-load, finite and positive depth on ``sample``'s whole image.
+
+    Returns:
+        {'model', 'cstm', 'image_hw', 'min_m', 'median_m', 'max_m'} of the prediction.
+
+    Raises:
+        InputError: the file does not re-load strictly into ``model_name``, or its depth is not finite and
+            positive everywhere.
+    """
+    model, file_cstm = load_trained(path)
+    if model.name != model_name or file_cstm != cstm:
+        raise InputError(f"{path} holds {model.name} ({file_cstm}), expected {model_name} ({cstm})")
+    pred, _ = predict_metric(model, sample, cstm)
+    if pred.shape != sample.depth_m.shape or not np.isfinite(pred).all() or not (pred > 0).all():
+        bad = int((~np.isfinite(pred) | (pred <= 0)).sum()) if pred.shape == sample.depth_m.shape else -1
+        raise InputError(f"{path} fails validation: depth of shape {pred.shape} on a {sample.depth_m.shape} image "
+                         f"with {bad} non-finite or non-positive pixels; the training diverged (lower lr)")
+    return {"model": model_name, "cstm": cstm, "image_hw": list(pred.shape), "min_m": float(pred.min()),
+            "median_m": float(np.median(pred)), "max_m": float(pred.max())}
+
+
+def _save_checkpoint(model, opt, sched, done: int, cfg: TrainConfig, path: Path) -> None:
+    _atomic_save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
+                  "scheduler_state_dict": sched.state_dict(), "step": done, "model_name": cfg.model,
+                  "cstm": cfg.cstm, "torch_rng_state": torch.get_rng_state(),
+                  "threads": torch.get_num_threads()}, path)
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-          device: str = "cpu") -> dict:
+          device: str = "cpu", max_minutes: float | None = None) -> TrainMetrics:
     """Train (or fine-tune) ``cfg.model``; returns the final validation metrics.
+
+    ``max_minutes`` bounds this call's wall time (data preparation included): once spent, the step in
+    progress finishes, a checkpoint is written and the call returns with ``stopped_at_step`` set; a later
+    ``resume=True`` call continues exactly where it stopped. At the end ``model.pt`` is written to a
+    temporary file, checked by :func:`check_model_file` and only then renamed; ``val_metrics.json``
+    (metrics per group plus ``model_check``) is written next to it.
 
     Deterministic on CPU for a given config, seed and thread count: batches depend on (seed, step), the
     torch RNG state is saved in the checkpoint, so a resumed run repeats an uninterrupted one.
@@ -203,6 +252,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         InputError: unwritable ``out_dir``, a checkpoint that cannot be resumed, an earlier run in
             ``out_dir`` without ``resume``, or data without depth.
     """
+    t_call = time.perf_counter()
+    if max_minutes is not None and not max_minutes > 0:
+        raise InputError(f"--max-minutes must be > 0, got {max_minutes}")
+    cfg.check_files()
     out = Path(out_dir)
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
     ckpt = check_resume_checkpoint(ckpt_path, cfg, device) if resume else None
@@ -218,16 +271,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     _seed_everything(cfg.seed)
     model = Metric3D.build(cfg.model).to(device)
     if cfg.init_weights:
-        load_into(model, resolve_weights(cfg.model, cfg.init_weights), model_name=cfg.model)
+        given = None if cfg.init_weights == PRETRAINED else cfg.init_weights
+        load_into(model, resolve_weights(cfg.model, given), model_name=cfg.model)
     model.train()
 
     samples = (synthetic_samples(cfg.data.synthetic, progress=progress) if cfg.data.synthetic.sequences_per_scene
                else [])
-    for path in cfg.data.sequences:
-        samples += samples_from_sequence(path, stride=cfg.data.sequence_stride, progress=progress)
+    for i, entry in enumerate(cfg.data.sequences):
+        samples += samples_from_entry(entry, f"data.sequences[{i}]", progress=progress)
     val = (synthetic_samples(cfg.data.synthetic, val=True, frames=cfg.data.val_frames_per_sequence,
                              sequences=cfg.data.val_sequences_per_scene, progress=progress)
            if cfg.data.val_sequences_per_scene else [])
+    for i, entry in enumerate(cfg.data.val_sequences):
+        val += samples_from_entry(entry, f"data.val_sequences[{i}]", progress=progress)
     crop = batch_crop(samples, cfg.crop_hw)
     by_group: dict[str, list[Sample]] = {}
     for s in samples:
@@ -288,16 +344,23 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                 f.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{record['loss']:.3f}", **({"abs_rel": f"{metrics['all']['abs_rel']:.3f}"}
                                                              if metrics else {}))
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            _atomic_save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
-                          "scheduler_state_dict": sched.state_dict(), "step": done, "model_name": cfg.model,
-                          "cstm": cfg.cstm, "torch_rng_state": torch.get_rng_state(),
-                          "threads": torch.get_num_threads()}, ckpt_path)
-    export_weights(model, out / "model.pt", cfg.cstm)
+        saved = done % cfg.checkpoint_every == 0 or done == cfg.steps
+        if saved:
+            _save_checkpoint(model, opt, sched, done, cfg, ckpt_path)
+        if max_minutes is not None and done < cfg.steps and time.perf_counter() - t_call >= 60.0 * max_minutes:
+            if not saved:
+                _save_checkpoint(model, opt, sched, done, cfg, ckpt_path)
+            bar.close()
+            tqdm.write(f"stopped after {max_minutes:g} min at step {done} of {cfg.steps}; checkpoint {ckpt_path}; "
+                       "continue with --resume")
+            return TrainMetrics(metrics, stopped_at_step=done)
+    tmp = export_weights(model, out / "model.pt.tmp", cfg.cstm)
+    check = check_model_file(tmp, val[0] if val else samples[0], cfg.cstm, cfg.model)
+    os.replace(tmp, out / "model.pt")
     if not metrics and val:
         metrics = evaluate(model, val, cfg.cstm, cfg.data.max_depth_m)
-    write_json(out / "val_metrics.json", metrics, "no valid validation pixels")
-    return metrics
+    write_json(out / "val_metrics.json", {**metrics, "model_check": check}, "no valid validation pixels")
+    return TrainMetrics(metrics, model_check=check)
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> tuple[Metric3D, str]:
