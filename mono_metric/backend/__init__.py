@@ -6,7 +6,7 @@ information matrix from the two depth clouds; older keyframes (not the ``exclude
 passing the metric-pose prior are ranked by the descriptor, the best few verified
 (:func:`~mono_metric.backend.verify.register`: PnP-RANSAC with metric depth, inlier and depth tests,
 ICP on both depths) and a verified loop is added to the pose graph, which is optimised when the loop
-disagrees with the current poses (:func:`~mono_metric.backend.posegraph.optimise_pose_graph`). A lost
+disagrees with the current poses (:mod:`~mono_metric.backend.posegraph`: Open3D SE(3) or pypose Sim(3)). A lost
 frame is placed by the same matching against all keyframes (:meth:`Backend.relocalise`).
 """
 from __future__ import annotations
@@ -17,10 +17,9 @@ import cv2
 import numpy as np
 
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask, thumbnail_descriptor
-from mono_metric.backend.posegraph import optimise_pose_graph
+from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
 from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_depth, information, orb_features,
-                                        refine_icp,
-                                        register)
+                                        refine_icp, register, relative_depth_scale)
 from mono_metric.camera import Camera
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
@@ -97,6 +96,10 @@ class Backend:
         if self.vocabulary is not None and len(feat.global_desc):
             self.vocabulary.add_document(feat.global_desc)
         self._voxel(k)
+        if k >= 1 and cfg.pose_graph == "pypose_sim3" and not lost:  # the odometry link's relative scale
+            ratio = relative_depth_scale(self.camera, m.keyframes[k - 1].xyz_world, m.keyframes[k].T_world_cam,
+                                         depth32, self.max_depth_m)
+            m.odometry_scale[k] = None if ratio is None else ratio / m.scales[k - 1]
         self._clouds.pop(k - 2 * cfg.exclude_recent, None)  # old clouds are rebuilt when a loop needs them
         if not cfg.loop_closure or k < cfg.exclude_recent or not len(feat.global_desc):
             return None
@@ -151,19 +154,27 @@ class Backend:
                 T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
                 info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
                 m.odometry_info[k] = info * (WEAK_LINK if m.features[k].lost else 1.0) + np.eye(6) * 1e-6
-        poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
-                                          self.config.line_process)
+        cfg, scales = self.config, None
+        if cfg.pose_graph == "pypose_sim3":
+            poses, scales, kept = optimise_pose_graph_sim3(m.poses(), np.array(m.scales), m.odometry_info, m.loops,
+                                                           3.0 * self._voxel(0), cfg.scale_sigma, cfg.line_process,
+                                                           odometry_scale=m.odometry_scale,
+                                                           relative_scale_sigma=cfg.relative_scale_sigma)
+        else:
+            poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
+                                              cfg.line_process)
         self.stats["pruned"] += len(kept) - sum(kept)
         m.loops = [e for e, ok in zip(m.loops, kept) if ok]
-        if not kept[-1]:
+        if kept and not kept[-1]:
             return False
-        m.move_keyframes(poses)
+        m.move_keyframes(poses, scales=scales)
         return True
 
     def finish(self) -> bool:
         """A last optimisation with every loop edge verified since the last one (True: the map moved)."""
         t0 = time.process_time()
-        moved = bool(self.map.loops) and self._optimise()
+        chain = self.config.pose_graph == "pypose_sim3" and any(r is not None for r in self.map.odometry_scale)
+        moved = (bool(self.map.loops) or chain) and self._optimise()
         self.stats["cpu_s"] += time.process_time() - t0
         return moved
 

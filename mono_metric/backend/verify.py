@@ -150,3 +150,39 @@ def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> n
         return np.zeros(0)
     z, consistent = depth_at_pixels(depth32, uv, 0.08)
     return np.where(consistent & (z > 0.05) & (z < max_depth_m), z, 0.0)
+
+
+def relative_depth_scale(camera: Camera, xyz_world: np.ndarray, T_world_cam: np.ndarray, depth32: np.ndarray,
+                         max_depth_m: float, min_points: int = 20) -> float | None:
+    """How much larger a keyframe's 3D points are than a later image's own depth sees them (median ratio).
+
+    Args:
+        camera: intrinsics of the image.
+        xyz_world: (N, 3) the earlier keyframe's points (m, world).
+        T_world_cam: (4, 4) pose of the image.
+        depth32: (H, W) float32 median-filtered depth of the image (m, 0 = none).
+        max_depth_m: depths beyond this are not used.
+        min_points: fewer visible points with depth: None.
+
+    Returns:
+        median of (depth the points predict) / (the image's depth) at the points that project with
+        consistent depth: 1.02 when the earlier keyframe's geometry is 2 % larger; None without enough points.
+    """
+    xyz_world = np.asarray(xyz_world, np.float64).reshape(-1, 3)
+    if len(xyz_world) < min_points:
+        return None
+    T = inv_se3(T_world_cam)
+    xyz = xyz_world @ T[:3, :3].T + T[:3, 3]
+    xyz = xyz[(xyz[:, 2] > 0.05) & (xyz[:, 2] < max_depth_m)]
+    if len(xyz) < min_points:
+        return None
+    uv, z_pred = camera.project(xyz)
+    h, w = depth32.shape
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    if inside.sum() < min_points:
+        return None
+    z, consistent = depth_at_pixels(depth32, uv[inside], 0.08)
+    ok = consistent & (z > 0.05) & (z < max_depth_m)
+    if ok.sum() < min_points:
+        return None
+    return float(np.exp(np.median(np.log(z_pred[inside][ok] / z[ok]))))
