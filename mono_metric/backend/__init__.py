@@ -19,7 +19,7 @@ import numpy as np
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask, thumbnail_descriptor
 from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
 from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_depth, information, orb_features,
-                                        refine_icp, register, relative_depth_scale)
+                                        refine_icp, register, relative_depth_scale, add_normals)
 from mono_metric.camera import Camera
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
@@ -70,9 +70,12 @@ class Backend:
             self.vocabulary = BinaryVocabulary(desc)
         return self.vocabulary.histogram(desc)
 
-    def _cloud(self, k: int):
+    def _cloud(self, k: int, normals: bool = False):
+        """Keyframe ``k``'s camera-frame cloud (built once; normals added when an ICP target needs them)."""
         if k not in self._clouds:
             self._clouds[k] = depth_cloud(self.camera, self.map.features[k].depth_small, self._voxel(k))
+        if normals:
+            add_normals(self._clouds[k], self._voxel(k))
         return self._clouds[k]
 
     def _voxel(self, k: int) -> float:
@@ -114,14 +117,15 @@ class Backend:
                 self.rejections[reg.reason] = self.rejections.get(reg.reason, 0) + 1
                 continue
             self.stats["verified"] += 1
-            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c), inv_se3(reg.T_query_cand), self._voxel(k),
-                                        cfg.icp_min_fitness)
             if best is None or reg.inliers > best[1]:
-                best = (c, reg.inliers, T_c_k, info, T_k_c_guess)
+                best = (c, reg.inliers, inv_se3(reg.T_query_cand), T_k_c_guess)
         previous, self._pending = self._pending, None
         if best is None:
             return None
-        c, inliers, T_c_k, info, T_k_c_guess = best
+        c, inliers, T_c_k_pnp, T_k_c_guess = best
+        # ICP only on the best verified candidate (the one kept: most PnP inliers), the back-end's dearest step.
+        T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
+                                    cfg.icp_min_fitness)
         correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
         if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)

@@ -100,17 +100,20 @@ def register(camera: Camera, query, cand, reproj_px: float, min_inliers: int, mi
 
 
 def depth_cloud(camera: Camera, depth_small: np.ndarray, voxel_m: float) -> o3d.t.geometry.PointCloud:
-    """Camera-frame point cloud (with normals) of a 1/4-resolution depth map."""
+    """Camera-frame point cloud of a 1/4-resolution depth map, down-sampled to ``voxel_m`` (no normals:
+    :func:`add_normals` for an ICP target)."""
     small_cam = camera.scaled(1.0 / DEPTH_STRIDE)
     d = np.asarray(depth_small, np.float32)
     v, u = np.nonzero(d > 0)
     xyz = small_cam.backproject(np.stack([u, v], 1).astype(np.float64), d[v, u].astype(np.float64))
     pc = o3d.t.geometry.PointCloud(o3c.Tensor(xyz.astype(np.float32)))
-    if len(xyz) >= 30:
-        pc = pc.voxel_down_sample(voxel_m)
-        if len(pc.point.positions) >= 3:
-            pc.estimate_normals(max_nn=20, radius=3.0 * voxel_m)
-    return pc
+    return pc.voxel_down_sample(voxel_m) if len(xyz) >= 30 else pc
+
+
+def add_normals(cloud: o3d.t.geometry.PointCloud, voxel_m: float) -> None:
+    """Estimate the normals of ``cloud`` in place (once; point-to-plane ICP needs them on its target)."""
+    if "normals" not in cloud.point and len(cloud.point.positions) >= 3:
+        cloud.estimate_normals(max_nn=20, radius=3.0 * voxel_m)
 
 
 def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
