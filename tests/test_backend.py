@@ -5,7 +5,7 @@ import pytest
 from mono_metric import load_config
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask
 from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
-from mono_metric.backend.verify import features_depth, orb_features, register
+from mono_metric.backend.verify import features_depth, information, orb_features, register
 from mono_metric.cli import main
 from mono_metric.datasets.synthetic import SyntheticSequence
 from mono_metric.depth.sources import make_depth_source
@@ -149,6 +149,16 @@ def _features(frame, n: int = 1000, with_depth: bool = True) -> KeyframeFeatures
     uv, desc = orb_features(gray, n)
     z = features_depth(median_filtered_depth(frame.depth_m), uv, 80.0) if with_depth else np.zeros(len(uv))
     return KeyframeFeatures(uv, desc, z, np.zeros(1, np.float32), np.zeros((1, 1), np.float16))
+
+
+def test_information_of_clouds_without_pairs_is_zero(rng):
+    import open3d as o3d
+    import open3d.core as o3c
+
+    a = o3d.t.geometry.PointCloud(o3c.Tensor(rng.random((100, 3)).astype(np.float32)))
+    b = o3d.t.geometry.PointCloud(o3c.Tensor(rng.random((100, 3)).astype(np.float32) + 50.0))
+    assert np.array_equal(information(a, b, np.eye(4), 0.1), np.zeros((6, 6)))  # a jump while lost: no pairs
+    assert np.linalg.eigvalsh(information(a, a, np.eye(4), 0.1)).max() > 0
 
 
 def test_registration_recovers_a_revisit_and_rejects_another_place():

@@ -140,11 +140,15 @@ def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCl
 
 def information(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
                 voxel_m: float) -> np.ndarray:
-    """(6, 6) Open3D information matrix of two clouds at ``T_target_source`` (pairs within 3 voxels)."""
+    """(6, 6) Open3D information matrix of two clouds at ``T_target_source`` (pairs within 3 voxels; zero when
+    no point pairs, e.g. across a jump while tracking was lost)."""
     if len(source.point.positions) < 30 or len(target.point.positions) < 30:
         return np.eye(6)
     reg = o3d.t.pipelines.registration
-    return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
+    try:
+        return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
+    except RuntimeError:  # Open3D raises when no pair lies within the distance
+        return np.zeros((6, 6))
 
 
 def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> np.ndarray:
