@@ -262,8 +262,15 @@ class BackendConfig:
             and the depth the registration predicts at the inliers.
         icp_voxel_ratio: ICP refinement voxel as a fraction of the keyframe's median depth.
         icp_min_fitness: ICP result kept when at least this fraction of points pair (else the PnP pose).
-        line_process: pose-graph edge prune threshold of Open3D's line process (wrong loops are switched
-            off below it).
+        line_process: loop-edge prune threshold: Open3D's line-process weight (``open3d``) or the Cauchy
+            kernel's weight (``pypose_sim3``) below which a loop is switched off (a wrong loop).
+        pose_graph: pose-graph library and model: 'open3d' (SE(3), Open3D global optimisation with a line
+            process) or 'pypose_sim3' (Sim(3): a scale per keyframe, pypose Levenberg-Marquardt, Cauchy kernel
+            on the loops).
+        scale_sigma: ``pypose_sim3``: standard deviation of an edge's log relative scale (how much two
+            keyframes' metric depth may disagree in scale).
+        relative_scale_sigma: ``pypose_sim3``: standard deviation (log) of the relative scale of consecutive
+            keyframes measured on each new keyframe (the previous keyframe's points against its depth).
     """
 
     loop_closure: bool = False
@@ -282,6 +289,9 @@ class BackendConfig:
     icp_voxel_ratio: float = 0.02
     icp_min_fitness: float = 0.3
     line_process: float = 0.25
+    pose_graph: str = "open3d"
+    scale_sigma: float = 0.05
+    relative_scale_sigma: float = 0.02
 
     @property
     def enabled(self) -> bool:
@@ -289,6 +299,9 @@ class BackendConfig:
 
     def validate(self) -> None:
         check_choice("backend.descriptor", self.descriptor, ("bow", "thumbnail"))
+        check_choice("backend.pose_graph", self.pose_graph, ("open3d", "pypose_sim3"))
+        check_range("backend.scale_sigma", self.scale_sigma, 1e-4, 1.0)
+        check_range("backend.relative_scale_sigma", self.relative_scale_sigma, 1e-4, 1.0)
         check_range("backend.orb_features", self.orb_features, 50, 100000)
         check_range("backend.exclude_recent", self.exclude_recent, 1, 100000)
         check_range("backend.candidates", self.candidates, 1, 100)

@@ -342,22 +342,26 @@ class Odometry:
     # ----------------------------------------------------------------- loop closure, relocalisation
     def _close_loops(self, result: TrackResult, gray: np.ndarray, depth32: np.ndarray) -> None:
         """Hand the new keyframe to the back-end; after a closure the tracking state follows the corrected map."""
-        T_before = result.T_world_cam
+        T_before, scale_before = result.T_world_cam, self._kf.depth_scale
         closure = self.backend.on_keyframe(len(self.map.keyframes) - 1, gray, depth32, lost=result.status == "lost")
         if closure is None:
             return
         result.loop = closure
-        self._follow_map(T_before)
+        # A Sim(3) graph may rescale this keyframe: the frames tracked from now on see its rescaled points.
+        self._kf.tracked_scale *= self._kf.depth_scale / scale_before
+        self._follow_map(T_before, self._kf.depth_scale / scale_before)
         result.T_world_cam = self._kf.T_world_cam.copy()
 
-    def _follow_map(self, T_kf_before: np.ndarray) -> None:
-        """The back-end moved the keyframes: the tracking state (the newest keyframe's points and cloud, the
-        velocity model, the BA window) follows the newest keyframe's correction."""
+    def _follow_map(self, T_kf_before: np.ndarray, scale: float = 1.0) -> None:
+        """The back-end moved (and, with a Sim(3) graph, rescaled by ``scale``) the keyframes: the tracking state
+        (the newest keyframe's points and cloud, the velocity model, the BA window) follows the newest
+        keyframe's correction."""
         self._xyz = self._kf.xyz_world.copy()
         correction = self._kf.T_world_cam @ inv_se3(T_kf_before)
         self._poses = [correction @ T for T in self._poses]
         if self._kf_cloud is not None:
-            self._kf_cloud.cloud.transform(o3c.Tensor(correction.astype(np.float32)))
+            similarity = self._kf.T_world_cam @ np.diag([scale, scale, scale, 1.0]) @ inv_se3(T_kf_before)
+            self._kf_cloud.cloud.transform(o3c.Tensor(similarity.astype(np.float32)))
         if self.window is not None and self.window.records:
             self.window.set_poses(self.map.poses()[-len(self.window.records):])
 
@@ -365,9 +369,10 @@ class Odometry:
         """End of the stream: a last pose-graph optimisation over every verified loop (True: keyframes moved;
         :meth:`trajectory` then carries it). Tracking may continue afterwards."""
         T_before = self._kf.T_world_cam.copy() if self._kf is not None else None
+        scale_before = self._kf.depth_scale if self._kf is not None else 1.0
         if self.backend is None or not self.backend.finish():
             return False
-        self._follow_map(T_before)
+        self._follow_map(T_before, self._kf.depth_scale / scale_before)
         return True
 
     def _relocalise(self, gray: np.ndarray, result: TrackResult) -> None:

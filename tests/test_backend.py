@@ -4,8 +4,8 @@ import pytest
 
 from mono_metric import load_config
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask
-from mono_metric.backend.posegraph import optimise_pose_graph
-from mono_metric.backend.verify import features_depth, orb_features, register
+from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
+from mono_metric.backend.verify import features_depth, information, orb_features, register
 from mono_metric.cli import main
 from mono_metric.datasets.synthetic import SyntheticSequence
 from mono_metric.depth.sources import make_depth_source
@@ -35,7 +35,9 @@ def test_map_snapshot_round_trip(rng):
                        np.eye(6) * k if k == 1 else None)
         m.add_frame(1.0 * k + 0.5, T @ make_se3(np.eye(3), np.array([0.2, 0, 0])))
     m.loops.append(LoopEdge(0, 2, np.eye(4), np.eye(6) * 3))
+    m.odometry_scale[2] = 0.98
     back = Map.from_state_dict(m.state_dict())
+    assert back.odometry_scale == [None, None, 0.98] and back.scales == [1.0, 1.0, 1.0]
     assert np.allclose(back.poses(), m.poses())
     assert back.features[0] is None and back.features[2].lost and not back.features[1].lost
     assert np.array_equal(back.features[2].desc, m.features[2].desc)
@@ -48,6 +50,11 @@ def test_map_snapshot_round_trip(rng):
     m.move_keyframes(T_new[None], first=1)
     assert np.allclose(m.trajectory().T_world_cam[1][:3, 3], [5.2, 1.0, 0.0])
     assert np.allclose(np.linalg.norm(m.keyframes[1].xyz_world - [5, 1, 0], axis=1), np.linalg.norm(before, axis=1))
+    # A Sim(3) scale: the keyframe's points and its frames' offsets grow with it, and a snapshot keeps it.
+    m.move_keyframes(T_new[None], first=1, scales=np.array([1.1]))
+    assert np.allclose(m.trajectory().T_world_cam[1][:3, 3], [5.22, 1.0, 0.0])
+    assert np.allclose(np.linalg.norm(m.keyframes[1].xyz_world - [5, 1, 0], axis=1), 1.1 * np.linalg.norm(before, axis=1))
+    assert Map.from_state_dict(m.state_dict()).scales == [1.0, 1.1, 1.0]
 
 
 def _noisy(rng, centres: np.ndarray, bits: int) -> np.ndarray:
@@ -82,23 +89,57 @@ def _circle(n: int, radius: float = 20.0) -> np.ndarray:
     return np.stack([make_se3(_yaw(t + np.pi / 2), radius * np.array([np.cos(t), np.sin(t), 0.0])) for t in a])
 
 
-def test_pose_graph_closes_a_drifted_loop_and_prunes_a_wrong_one():
-    gt = _circle(40)
-    rel = [inv_se3(gt[k - 1]) @ gt[k] for k in range(1, 40)]
-    drift = make_se3(_yaw(np.radians(0.4)), np.array([0.02, 0, 0]))  # per step: 0.4 deg yaw, 2 cm
+def _drifted_circle(n: int, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(true, drifted) (n, 4, 4) keyframe poses round a circle, each relative pose multiplied by ``drift``."""
+    gt = _circle(n)
     est = [gt[0]]
-    for R in rel:
-        est.append(est[-1] @ R @ drift)
-    est = np.stack(est)
+    for k in range(1, n):
+        est.append(est[-1] @ inv_se3(gt[k - 1]) @ gt[k] @ drift)
+    return gt, np.stack(est)
+
+
+def _optimise(library: str, est: np.ndarray, info, loops, max_corr_m: float):
+    if library == "open3d":
+        return optimise_pose_graph(est, info, loops, max_corr_m)
+    # The back-end measures each odometry link's relative scale; here the chain has none (ratio 1).
+    ratio = [None] + [1.0] * (len(est) - 1)
+    poses, scales, kept = optimise_pose_graph_sim3(est, np.ones(len(est)), info, loops, max_corr_m, odometry_scale=ratio)
+    return poses, kept
+
+
+@pytest.mark.parametrize("library", ["open3d", "pypose_sim3"])
+def test_pose_graph_closes_a_drifted_loop_and_prunes_a_wrong_one(library):
+    gt, est = _drifted_circle(40, make_se3(_yaw(np.radians(0.4)), np.array([0.02, 0, 0])))  # per step: 0.4 deg, 2 cm
     info = [np.eye(6) * 100.0] * 40
     good = LoopEdge(0, 39, inv_se3(gt[0]) @ gt[39], np.eye(6) * 100.0)
     wrong = LoopEdge(5, 30, make_se3(np.eye(3), np.array([3.0, 0, 0])), np.eye(6) * 100.0)
-    poses, kept = optimise_pose_graph(est, info, [good, wrong], 0.3)
+    poses, kept = _optimise(library, est, info, [good, wrong], 0.3)
     assert kept == [True, False]
     err_before = np.linalg.norm(est[:, :3, 3] - gt[:, :3, 3], axis=1).max()
     err_after = np.linalg.norm(poses[:, :3, 3] - gt[:, :3, 3], axis=1).max()
     assert err_before > 3.0 and err_after < err_before / 5
     assert np.allclose(poses[0], est[0], atol=1e-9)  # the first keyframe is the reference
+    for R in poses[:, :3, :3]:
+        assert np.allclose(R @ R.T, np.eye(3), atol=1e-9)
+
+
+def test_sim3_pose_graph_rescales_a_segment_the_se3_graph_only_bends():
+    # Keyframes 10-29 have depth 5 % too large: their steps are 5 % too long. The measured relative scales
+    # of the odometry links say where the scale jumps; the loop says where the end belongs.
+    gt, est = _drifted_circle(40, np.eye(4))
+    wrong = (np.arange(40) >= 10) & (np.arange(40) < 30)
+    for k in range(1, 40):
+        est[k, :3, 3] = est[k - 1, :3, 3] + (1.05 if wrong[k - 1] else 1.0) * (gt[k, :3, 3] - gt[k - 1, :3, 3])
+    ratio = [None] + [{10: 1 / 1.05, 30: 1.05}.get(k, 1.0) for k in range(1, 40)]  # s_k / s_(k-1)
+    info = [np.diag([1e4] * 3 + [100.0] * 3)] * 40
+    loop = [LoopEdge(0, 39, inv_se3(gt[0]) @ gt[39], info[0])]
+    se3, _ = optimise_pose_graph(est, info, loop, 0.3)  # (with 0.03 its line process prunes the loop)
+    # ICP correspondences within 3 cm: the rigid part of each link is certain to about a centimetre.
+    sim3, scales, kept = optimise_pose_graph_sim3(est, np.ones(40), info, loop, 0.03, odometry_scale=ratio)
+    err = {name: np.sqrt((np.linalg.norm(P[:, :3, 3] - gt[:, :3, 3], axis=1) ** 2).mean())
+           for name, P in (("before", est), ("se3", se3), ("sim3", sim3))}
+    assert kept == [True] and abs(scales[wrong].mean() - 1 / 1.05) < 0.01 and abs(scales[~wrong].mean() - 1) < 0.01
+    assert err["sim3"] < 0.6 * err["se3"] < 0.6 * err["before"], err
 
 
 def _features(frame, n: int = 1000, with_depth: bool = True) -> KeyframeFeatures:
@@ -108,6 +149,16 @@ def _features(frame, n: int = 1000, with_depth: bool = True) -> KeyframeFeatures
     uv, desc = orb_features(gray, n)
     z = features_depth(median_filtered_depth(frame.depth_m), uv, 80.0) if with_depth else np.zeros(len(uv))
     return KeyframeFeatures(uv, desc, z, np.zeros(1, np.float32), np.zeros((1, 1), np.float16))
+
+
+def test_information_of_clouds_without_pairs_is_zero(rng):
+    import open3d as o3d
+    import open3d.core as o3c
+
+    a = o3d.t.geometry.PointCloud(o3c.Tensor(rng.random((100, 3)).astype(np.float32)))
+    b = o3d.t.geometry.PointCloud(o3c.Tensor(rng.random((100, 3)).astype(np.float32) + 50.0))
+    assert np.array_equal(information(a, b, np.eye(4), 0.1), np.zeros((6, 6)))  # a jump while lost: no pairs
+    assert np.linalg.eigvalsh(information(a, a, np.eye(4), 0.1)).max() > 0
 
 
 def test_registration_recovers_a_revisit_and_rejects_another_place():
@@ -203,6 +254,10 @@ def test_backend_config_is_validated():
         load_config(None, {"backend": {"descriptor": "netvlad"}})
     with pytest.raises(InputError, match="backend.min_inliers"):
         load_config(None, {"backend": {"min_inliers": 2}})
+    with pytest.raises(InputError, match="backend.pose_graph"):
+        load_config(None, {"backend": {"pose_graph": "g2o"}})
+    with pytest.raises(InputError, match="backend.scale_sigma"):
+        load_config(None, {"backend": {"scale_sigma": 0.0}})
 
 
 def test_cli_loop_closure_flag(tmp_path):

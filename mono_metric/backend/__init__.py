@@ -6,7 +6,7 @@ information matrix from the two depth clouds; older keyframes (not the ``exclude
 passing the metric-pose prior are ranked by the descriptor, the best few verified
 (:func:`~mono_metric.backend.verify.register`: PnP-RANSAC with metric depth, inlier and depth tests,
 ICP on both depths) and a verified loop is added to the pose graph, which is optimised when the loop
-disagrees with the current poses (:func:`~mono_metric.backend.posegraph.optimise_pose_graph`). A lost
+disagrees with the current poses (:mod:`~mono_metric.backend.posegraph`: Open3D SE(3) or pypose Sim(3)). A lost
 frame is placed by the same matching against all keyframes (:meth:`Backend.relocalise`).
 """
 from __future__ import annotations
@@ -17,10 +17,9 @@ import cv2
 import numpy as np
 
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask, thumbnail_descriptor
-from mono_metric.backend.posegraph import optimise_pose_graph
+from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
 from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_depth, information, orb_features,
-                                        refine_icp,
-                                        register)
+                                        refine_icp, register, relative_depth_scale, add_normals)
 from mono_metric.camera import Camera
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
@@ -71,9 +70,12 @@ class Backend:
             self.vocabulary = BinaryVocabulary(desc)
         return self.vocabulary.histogram(desc)
 
-    def _cloud(self, k: int):
+    def _cloud(self, k: int, normals: bool = False):
+        """Keyframe ``k``'s camera-frame cloud (built once; normals added when an ICP target needs them)."""
         if k not in self._clouds:
             self._clouds[k] = depth_cloud(self.camera, self.map.features[k].depth_small, self._voxel(k))
+        if normals:
+            add_normals(self._clouds[k], self._voxel(k))
         return self._clouds[k]
 
     def _voxel(self, k: int) -> float:
@@ -97,6 +99,10 @@ class Backend:
         if self.vocabulary is not None and len(feat.global_desc):
             self.vocabulary.add_document(feat.global_desc)
         self._voxel(k)
+        if k >= 1 and cfg.pose_graph == "pypose_sim3" and not lost:  # the odometry link's relative scale
+            ratio = relative_depth_scale(self.camera, m.keyframes[k - 1].xyz_world, m.keyframes[k].T_world_cam,
+                                         depth32, self.max_depth_m)
+            m.odometry_scale[k] = None if ratio is None else ratio / m.scales[k - 1]
         self._clouds.pop(k - 2 * cfg.exclude_recent, None)  # old clouds are rebuilt when a loop needs them
         if not cfg.loop_closure or k < cfg.exclude_recent or not len(feat.global_desc):
             return None
@@ -111,14 +117,15 @@ class Backend:
                 self.rejections[reg.reason] = self.rejections.get(reg.reason, 0) + 1
                 continue
             self.stats["verified"] += 1
-            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c), inv_se3(reg.T_query_cand), self._voxel(k),
-                                        cfg.icp_min_fitness)
             if best is None or reg.inliers > best[1]:
-                best = (c, reg.inliers, T_c_k, info, T_k_c_guess)
+                best = (c, reg.inliers, inv_se3(reg.T_query_cand), T_k_c_guess)
         previous, self._pending = self._pending, None
         if best is None:
             return None
-        c, inliers, T_c_k, info, T_k_c_guess = best
+        c, inliers, T_c_k_pnp, T_k_c_guess = best
+        # ICP only on the best verified candidate (the one kept: most PnP inliers), the back-end's dearest step.
+        T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
+                                    cfg.icp_min_fitness)
         correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
         if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
@@ -151,19 +158,27 @@ class Backend:
                 T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
                 info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
                 m.odometry_info[k] = info * (WEAK_LINK if m.features[k].lost else 1.0) + np.eye(6) * 1e-6
-        poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
-                                          self.config.line_process)
+        cfg, scales = self.config, None
+        if cfg.pose_graph == "pypose_sim3":
+            poses, scales, kept = optimise_pose_graph_sim3(m.poses(), np.array(m.scales), m.odometry_info, m.loops,
+                                                           3.0 * self._voxel(0), cfg.scale_sigma, cfg.line_process,
+                                                           odometry_scale=m.odometry_scale,
+                                                           relative_scale_sigma=cfg.relative_scale_sigma)
+        else:
+            poses, kept = optimise_pose_graph(m.poses(), m.odometry_info, m.loops, 3.0 * self._voxel(0),
+                                              cfg.line_process)
         self.stats["pruned"] += len(kept) - sum(kept)
         m.loops = [e for e, ok in zip(m.loops, kept) if ok]
-        if not kept[-1]:
+        if kept and not kept[-1]:
             return False
-        m.move_keyframes(poses)
+        m.move_keyframes(poses, scales=scales)
         return True
 
     def finish(self) -> bool:
         """A last optimisation with every loop edge verified since the last one (True: the map moved)."""
         t0 = time.process_time()
-        moved = bool(self.map.loops) and self._optimise()
+        chain = self.config.pose_graph == "pypose_sim3" and any(r is not None for r in self.map.odometry_scale)
+        moved = (bool(self.map.loops) or chain) and self._optimise()
         self.stats["cpu_s"] += time.process_time() - t0
         return moved
 

@@ -100,17 +100,20 @@ def register(camera: Camera, query, cand, reproj_px: float, min_inliers: int, mi
 
 
 def depth_cloud(camera: Camera, depth_small: np.ndarray, voxel_m: float) -> o3d.t.geometry.PointCloud:
-    """Camera-frame point cloud (with normals) of a 1/4-resolution depth map."""
+    """Camera-frame point cloud of a 1/4-resolution depth map, down-sampled to ``voxel_m`` (no normals:
+    :func:`add_normals` for an ICP target)."""
     small_cam = camera.scaled(1.0 / DEPTH_STRIDE)
     d = np.asarray(depth_small, np.float32)
     v, u = np.nonzero(d > 0)
     xyz = small_cam.backproject(np.stack([u, v], 1).astype(np.float64), d[v, u].astype(np.float64))
     pc = o3d.t.geometry.PointCloud(o3c.Tensor(xyz.astype(np.float32)))
-    if len(xyz) >= 30:
-        pc = pc.voxel_down_sample(voxel_m)
-        if len(pc.point.positions) >= 3:
-            pc.estimate_normals(max_nn=20, radius=3.0 * voxel_m)
-    return pc
+    return pc.voxel_down_sample(voxel_m) if len(xyz) >= 30 else pc
+
+
+def add_normals(cloud: o3d.t.geometry.PointCloud, voxel_m: float) -> None:
+    """Estimate the normals of ``cloud`` in place (once; point-to-plane ICP needs them on its target)."""
+    if "normals" not in cloud.point and len(cloud.point.positions) >= 3:
+        cloud.estimate_normals(max_nn=20, radius=3.0 * voxel_m)
 
 
 def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
@@ -137,11 +140,15 @@ def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCl
 
 def information(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
                 voxel_m: float) -> np.ndarray:
-    """(6, 6) Open3D information matrix of two clouds at ``T_target_source`` (pairs within 3 voxels)."""
+    """(6, 6) Open3D information matrix of two clouds at ``T_target_source`` (pairs within 3 voxels; zero when
+    no point pairs, e.g. across a jump while tracking was lost)."""
     if len(source.point.positions) < 30 or len(target.point.positions) < 30:
         return np.eye(6)
     reg = o3d.t.pipelines.registration
-    return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
+    try:
+        return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
+    except RuntimeError:  # Open3D raises when no pair lies within the distance
+        return np.zeros((6, 6))
 
 
 def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> np.ndarray:
@@ -150,3 +157,39 @@ def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> n
         return np.zeros(0)
     z, consistent = depth_at_pixels(depth32, uv, 0.08)
     return np.where(consistent & (z > 0.05) & (z < max_depth_m), z, 0.0)
+
+
+def relative_depth_scale(camera: Camera, xyz_world: np.ndarray, T_world_cam: np.ndarray, depth32: np.ndarray,
+                         max_depth_m: float, min_points: int = 20) -> float | None:
+    """How much larger a keyframe's 3D points are than a later image's own depth sees them (median ratio).
+
+    Args:
+        camera: intrinsics of the image.
+        xyz_world: (N, 3) the earlier keyframe's points (m, world).
+        T_world_cam: (4, 4) pose of the image.
+        depth32: (H, W) float32 median-filtered depth of the image (m, 0 = none).
+        max_depth_m: depths beyond this are not used.
+        min_points: fewer visible points with depth: None.
+
+    Returns:
+        median of (depth the points predict) / (the image's depth) at the points that project with
+        consistent depth: 1.02 when the earlier keyframe's geometry is 2 % larger; None without enough points.
+    """
+    xyz_world = np.asarray(xyz_world, np.float64).reshape(-1, 3)
+    if len(xyz_world) < min_points:
+        return None
+    T = inv_se3(T_world_cam)
+    xyz = xyz_world @ T[:3, :3].T + T[:3, 3]
+    xyz = xyz[(xyz[:, 2] > 0.05) & (xyz[:, 2] < max_depth_m)]
+    if len(xyz) < min_points:
+        return None
+    uv, z_pred = camera.project(xyz)
+    h, w = depth32.shape
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    if inside.sum() < min_points:
+        return None
+    z, consistent = depth_at_pixels(depth32, uv[inside], 0.08)
+    ok = consistent & (z > 0.05) & (z < max_depth_m)
+    if ok.sum() < min_points:
+        return None
+    return float(np.exp(np.median(np.log(z_pred[inside][ok] / z[ok]))))

@@ -9,6 +9,10 @@ Tracking writes keyframes and frames into it; the local bundle adjustment and th
   descriptor and a 1/4-resolution depth) or None when the back-end is off.
 - the pose graph: consecutive keyframes are linked by odometry (their current relative pose; weak when
   the later one was made while tracking was lost), plus the verified ``loops``.
+- ``odometry_scale[k]``: the relative scale the link k-1 -> k should have in the pose graph, measured by the
+  back-end (keyframe k-1's points against keyframe k's own depth; None: not measured).
+- ``scales[k]``: the scale a Sim(3) pose graph gave keyframe ``k``'s own metric geometry (1 until one
+  rescales it; folded into the keyframe's ``depth_scale``, so its points and frames follow).
 - frames: per frame its reference keyframe and its pose relative to it (every frame follows its keyframe).
 """
 from __future__ import annotations
@@ -59,6 +63,8 @@ class Map:
     features: list[KeyframeFeatures | None] = field(default_factory=list)
     odometry_info: list[np.ndarray | None] = field(default_factory=list)  # [k]: link k-1 -> k (None: not yet)
     loops: list[LoopEdge] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)  # [k]: pose-graph (Sim(3)) scale of keyframe k
+    odometry_scale: list[float | None] = field(default_factory=list)  # [k]: measured scale of link k-1 -> k
     frame_stamps: list[float] = field(default_factory=list)
     frame_ref: list[int] = field(default_factory=list)  # per frame: reference keyframe (-1: none)...
     frame_T_kf_cam: list[np.ndarray] = field(default_factory=list)  # ...and its pose relative to it (absolute at -1)
@@ -70,6 +76,8 @@ class Map:
         self.keyframes.append(keyframe)
         self.features.append(features)
         self.odometry_info.append(odometry_info)
+        self.scales.append(1.0)
+        self.odometry_scale.append(None)
         return len(self.keyframes) - 1
 
     def add_frame(self, timestamp: float, T_world_cam: np.ndarray) -> None:
@@ -80,11 +88,22 @@ class Map:
         self.frame_T_kf_cam.append(inv_se3(self.keyframes[ref].T_world_cam) @ T_world_cam if ref >= 0
                                    else np.array(T_world_cam, dtype=np.float64))
 
-    def move_keyframes(self, T_world_kf: np.ndarray, first: int = 0) -> None:
-        """Give keyframes ``first..first+len-1`` the (K, 4, 4) poses; their 3D corners follow."""
-        for kf, T in zip(self.keyframes[first:], T_world_kf):
-            kf.xyz_world = repose_points(kf.xyz_world, kf.T_world_cam, T)
+    def move_keyframes(self, T_world_kf: np.ndarray, first: int = 0, scales: np.ndarray | None = None) -> None:
+        """Give keyframes ``first..first+len-1`` the (K, 4, 4) poses; their 3D corners follow.
+
+        ``scales``: optional (K,) new pose-graph scales; a keyframe's corners and ``depth_scale`` (hence its
+        frames' offsets) are multiplied by the ratio of the new to its current scale.
+        """
+        scales = np.ones(len(T_world_kf)) if scales is None else np.asarray(scales, np.float64)
+        if scales.shape != (len(T_world_kf),):
+            raise ValueError(f"need {len(T_world_kf)} scales, got shape {scales.shape}")
+        for k, (kf, T, s) in enumerate(zip(self.keyframes[first:], T_world_kf, scales), start=first):
+            ratio = s / self.scales[k] if s != 1.0 or self.scales[k] != 1.0 else 1.0
+            kf.xyz_world = repose_points(kf.xyz_world, kf.T_world_cam, T, ratio)
             kf.T_world_cam = np.array(T, dtype=np.float64)
+            if ratio != 1.0:
+                kf.depth_scale *= ratio
+                self.scales[k] = float(s)
 
     # ----------------------------------------------------------------- reading
     def poses(self) -> np.ndarray:
@@ -123,6 +142,8 @@ class Map:
             "map_feat_global": _cat([f.global_desc[None] for f in fs], (0, 1), np.float32),
             "map_feat_small": np.stack(small) if small else np.zeros((0, 1, 1), np.float16),
             "map_feat_lost": np.array([f.lost for f in fs], bool),
+            "map_kf_graph_scale": np.array(self.scales, np.float64),
+            "map_odometry_scale": np.array([np.nan if r is None else r for r in self.odometry_scale], np.float64),
             "map_loops": np.array([(e.a, e.b) for e in self.loops], np.int64).reshape(-1, 2),
             "map_loop_T": np.array([e.T_a_b for e in self.loops]).reshape(-1, 4, 4),
             "map_loop_info": np.array([e.information for e in self.loops]).reshape(-1, 6, 6),
@@ -148,7 +169,10 @@ class Map:
         feats = [next(fs) if h else None for h in s["map_has_features"]]
         loops = [LoopEdge(int(a), int(b), np.array(T), np.array(I))
                  for (a, b), T, I in zip(s["map_loops"], s["map_loop_T"], s["map_loop_info"])]
+        graph_scale = s["map_kf_graph_scale"] if "map_kf_graph_scale" in s else np.ones(len(kfs))  # older snapshots
+        odo_scale = s["map_odometry_scale"] if "map_odometry_scale" in s else np.full(len(kfs), np.nan)
         return cls(kfs, feats, [None if np.isnan(I).any() else np.array(I) for I in s["map_odometry_info"]], loops,
+                   [float(g) for g in graph_scale], [None if np.isnan(r) else float(r) for r in odo_scale],
                    [float(t) for t in s["map_frame_stamps"]], [int(k) for k in s["map_frame_ref"]],
                    [np.array(T) for T in s["map_frame_T_kf_cam"]])
 
