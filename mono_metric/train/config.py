@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from mono_metric.config import build_section, check_choice, check_pair, check_range
+from mono_metric.validation import build_section, check_choice, check_pair, check_range
 from mono_metric.errors import InputError, read_yaml_mapping
 from mono_metric.train.data import CSTM_MODES
 from mono_metric.train.losses import LossWeights

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mono_metric.config import check_range
+from mono_metric.validation import check_range
 
 _EPS = 1e-6
 

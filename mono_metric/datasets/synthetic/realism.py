@@ -71,7 +71,7 @@ class RealismConfig:
     hole_blob_px: int = 8
 
     def validate(self) -> "RealismConfig":
-        from mono_metric.config import check_range
+        from mono_metric.validation import check_range
 
         for key, lo, hi in (("readout_ms", 0, 1000), ("exposure_ms", 0, 1000), ("blur_step_px", 0.1, 100),
                             ("blur_max_samples", 1, 256), ("gain_log_std", 0, 2), ("gain_period_s", 0.01, 1e4),
@@ -119,7 +119,7 @@ def realism_from_options(preset: str | None, options: dict, where: str) -> Reali
 
     ``options`` values may be strings (from a URI): they are read as YAML scalars.
     """
-    from mono_metric.config import build_section
+    from mono_metric.validation import build_section
 
     data: dict = {}
     if preset:
