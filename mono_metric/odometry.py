@@ -254,7 +254,7 @@ class Odometry:
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
         if cfg.rolling_shutter_ms > 0 and self._poses and timestamp > self.map.frame_stamps[-1]:
             twist = body_twist_per_s(self._poses[-1], T, timestamp - self.map.frame_stamps[-1])
-            xyz_cam = derolled_points(uv[keep], z[keep], self._K, twist, self.camera.height,
+            xyz_cam = derolled_points(xyz_cam, uv[keep][:, 1], twist, self.camera.height,
                                       cfg.rolling_shutter_ms / 1e3)  # in the middle row's camera
         self._uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
         self._xyz = xyz_cam @ T[:3, :3].T + T[:3, 3]

@@ -45,10 +45,11 @@ def test_twist_and_derolled_points_are_exact():
     twist = body_twist_per_s(pose_at(-DT_S), T_WORLD_CUR, DT_S)
     assert np.allclose(twist, TWIST, atol=1e-9)
     X, uv, z = rolling_observations(50)
-    p_mid = derolled_points(uv, z, K, twist, H, READOUT_S)
+    p_row = np.linalg.solve(K, np.column_stack([uv, np.ones(len(uv))]).T).T * z[:, None]
+    p_mid = derolled_points(p_row, uv[:, 1], twist, H, READOUT_S)
     X_cam = (X - T_WORLD_CUR[:3, 3]) @ T_WORLD_CUR[:3, :3]
     assert np.abs(p_mid - X_cam).max() < 1e-9
-    raw = derolled_points(uv, z, K, twist, H, 0.0)  # readout 0: plain back-projection
+    raw = derolled_points(p_row, uv[:, 1], twist, H, 0.0)  # readout 0: unchanged
     assert np.abs(raw - X_cam).max() > 0.01
 
 

@@ -34,32 +34,29 @@ def row_offsets_s(v_px: np.ndarray, height: int, readout_s: float) -> np.ndarray
     return (np.asarray(v_px, np.float64) - (height - 1) / 2.0) * readout_s / height
 
 
-def derolled_points(uv: np.ndarray, z_m: np.ndarray, K: np.ndarray, twist_per_s: np.ndarray, height: int,
+def derolled_points(points_row: np.ndarray, v_px: np.ndarray, twist_per_s: np.ndarray, height: int,
                     readout_s: float) -> np.ndarray:
-    """The (N, 3) points seen at the (N, 2) pixels ``uv`` at depths ``z_m``, in the middle row's camera.
+    """Points back-projected in the cameras of their own rows, moved into the middle row's camera.
 
     Args:
-        uv: (N, 2) pixels of a rolling-shutter image.
-        z_m: (N,) their depths (m) in the camera of their own row (a rolling-shutter depth image's values; a
-            prediction is enough for :func:`derolled_pixels`: only the translation during the readout
-            depends on it).
-        K: (3, 3) intrinsics.
+        points_row: (N, 3) points (m), each in the camera of the row that saw it (a rolling-shutter image's
+            pixels back-projected with that row's depth, e.g. :meth:`Camera.backproject`).
+        v_px: (N,) the image rows they were seen in.
         twist_per_s: (6,) body twist per second (:func:`body_twist_per_s`).
         height: image rows.
         readout_s: time from the first to the last row (s).
 
     Returns:
-        (N, 3) float64 points (m).
+        (N, 3) float64 points (m) in the middle row's camera.
     """
-    uv = np.asarray(uv, np.float64).reshape(-1, 2)
-    z = np.asarray(z_m, np.float64).reshape(-1)
-    if len(z) != len(uv) or np.shape(twist_per_s) != (6,):
-        raise ValueError(f"derolled_points: uv (N, 2), z (N,), twist (6,) expected; got {uv.shape}, {z.shape}, "
-                         f"{np.shape(twist_per_s)}")
-    p_row = np.linalg.solve(K, np.column_stack([uv, np.ones(len(uv))]).T).T * z[:, None]
-    if len(uv) == 0 or readout_s == 0:
+    p_row = np.asarray(points_row, np.float64).reshape(-1, 3)
+    v = np.asarray(v_px, np.float64).reshape(-1)
+    if len(v) != len(p_row) or np.shape(twist_per_s) != (6,):
+        raise ValueError(f"derolled_points: points (N, 3), rows (N,), twist (6,) expected; got {p_row.shape}, "
+                         f"{v.shape}, {np.shape(twist_per_s)}")
+    if len(p_row) == 0 or readout_s == 0:
         return p_row
-    dt = row_offsets_s(uv[:, 1], height, readout_s)
+    dt = row_offsets_s(v, height, readout_s)
     T_mid_row = pp.se3(torch.as_tensor(np.outer(dt, twist_per_s))).Exp().matrix().numpy()  # (N, 4, 4)
     return np.einsum("nij,nj->ni", T_mid_row[:, :3, :3], p_row) + T_mid_row[:, :3, 3]
 
