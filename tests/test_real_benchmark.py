@@ -92,7 +92,7 @@ def test_open3d_odometry_direction_convention(room):
 
 
 def test_kiss_icp_room_exact_depth(room):
-    pytest.importorskip("kiss_icp")
+    pytest.importorskip("kiss_icp", reason="KISS-ICP (bench extra) not installed: pip install 'mono_metric[bench]'")
     seq, _, depths, gt = room
     res = refs.kiss_icp_odometry(depths, seq.camera, max_depth_m=6.0)
     static = ate(gt, refs.static_poses(len(gt)).T_world_cam).rmse_m
