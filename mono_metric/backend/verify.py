@@ -18,6 +18,7 @@ import open3d.core as o3c
 
 from mono_metric.camera import Camera
 from mono_metric.geometry import depth_at_pixels, inv_se3
+from mono_metric.tracking.icp import information_matrix, point_to_plane_icp, voxel_down_sample
 from mono_metric.tracking.pnp import solve_pnp_ransac
 
 DEPTH_STRIDE = 4  # KeyframeFeatures.depth_small is the depth at 1/4 resolution
@@ -107,7 +108,7 @@ def depth_cloud(camera: Camera, depth_small: np.ndarray, voxel_m: float) -> o3d.
     v, u = np.nonzero(d > 0)
     xyz = small_cam.backproject(np.stack([u, v], 1).astype(np.float64), d[v, u].astype(np.float64))
     pc = o3d.t.geometry.PointCloud(o3c.Tensor(xyz.astype(np.float32)))
-    return pc.voxel_down_sample(voxel_m) if len(xyz) >= 30 else pc
+    return voxel_down_sample(pc, voxel_m) if len(xyz) >= 30 else pc
 
 
 def add_normals(cloud: o3d.t.geometry.PointCloud, voxel_m: float) -> None:
@@ -124,18 +125,13 @@ def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCl
         (refined (4, 4) ``T_target_source`` (the input when ICP fails its fitness or moves it more than 5
         voxels), (6, 6) Open3D information matrix, fitness).
     """
-    reg = o3d.t.pipelines.registration
-    max_corr = 3.0 * voxel_m
     if len(source.point.positions) < 30 or len(target.point.positions) < 30 or "normals" not in target.point:
         return T_target_source, np.eye(6), 0.0
-    init = o3c.Tensor(T_target_source)
-    res = reg.icp(source, target, max_corr, init, reg.TransformationEstimationPointToPlane(),
-                  reg.ICPConvergenceCriteria(max_iteration=10))
-    T = res.transformation.numpy()
+    T, fitness, _ = point_to_plane_icp(source, target, T_target_source, 3.0 * voxel_m, iterations=10)
     moved = np.linalg.norm((inv_se3(T_target_source) @ T)[:3, 3])
-    if res.fitness < min_fitness or moved > 5.0 * voxel_m:
+    if fitness < min_fitness or moved > 5.0 * voxel_m:
         T = T_target_source
-    return T, information(source, target, T, voxel_m), float(res.fitness)
+    return T, information(source, target, T, voxel_m), float(fitness)
 
 
 def information(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCloud, T_target_source: np.ndarray,
@@ -144,11 +140,7 @@ def information(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointC
     no point pairs, e.g. across a jump while tracking was lost)."""
     if len(source.point.positions) < 30 or len(target.point.positions) < 30:
         return np.eye(6)
-    reg = o3d.t.pipelines.registration
-    try:
-        return reg.get_information_matrix(source, target, 3.0 * voxel_m, o3c.Tensor(T_target_source)).numpy()
-    except RuntimeError:  # Open3D raises when no pair lies within the distance
-        return np.zeros((6, 6))
+    return information_matrix(source, target, T_target_source, 3.0 * voxel_m)
 
 
 def features_depth(depth32: np.ndarray, uv: np.ndarray, max_depth_m: float) -> np.ndarray:
