@@ -33,7 +33,7 @@ from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_r
 from mono_metric.tracking.dense import DenseReference, photometric_refine
 from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
-from mono_metric.tracking.rolling import body_twist_per_s, derolled_points, refine_pose_rolling
+from mono_metric.tracking.rolling import body_twist_per_s, derolled_points, rolling_pose
 from mono_metric.mapping.local_ba import KeyframeWindow, keyframe_depth_scales, local_bundle_adjustment
 from mono_metric.mapping.map import Map
 from mono_metric.types import Keyframe, TrackResult, Trajectory
@@ -180,9 +180,9 @@ class Odometry:
         else:
             T_cam_world = refine_pose_opencv(xyz[inl], img[inl], self._K, pnp.T_cam_world)
         if cfg.rolling_shutter_ms > 0 and timestamp > self.map.frame_stamps[-1]:  # velocity follows the pose
-            T_cam_world = refine_pose_rolling(xyz[inl], uv[inl], self._K, T_cam_world, self._poses[-1],
-                                              timestamp - self.map.frame_stamps[-1], self.camera.height,
-                                              cfg.rolling_shutter_ms / 1e3, huber_px=cfg.ransac_reproj_px)
+            T_cam_world, inl = rolling_pose(xyz, img, inl, self._K, T_cam_world, self._poses[-1],
+                                            timestamp - self.map.frame_stamps[-1], self.camera.height,
+                                            cfg.rolling_shutter_ms / 1e3, cfg.ransac_reproj_px)
         if cfg.pose == "hybrid":  # rotation from the essential matrix where depth explains the tracks badly
             T_cam_world, _ = hybrid_pose(T_cam_world, self._kf.T_world_cam, xyz, self._kf_uv[self._lm[good]], img,
                                          self._K, len(inl), cfg.essential_threshold_px, cfg.essential_min_parallax_px,

@@ -10,7 +10,8 @@ import torch
 from mono_metric.config import load_config
 from mono_metric.geometry import inv_se3
 from mono_metric.tracking.pnp import refine_pose_opencv
-from mono_metric.tracking.rolling import body_twist_per_s, derolled_points, refine_pose_rolling
+from mono_metric.tracking.rolling import (body_twist_per_s, derolled_points, refine_pose_rolling, rolling_pose,
+                                         rolling_residuals_px)
 
 K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
 H, READOUT_S, DT_S = 480, 0.025, 1 / 30
@@ -64,6 +65,20 @@ def test_rolling_refine_recovers_the_pose_a_global_shutter_refine_misses():
     assert err(T_global) > 20 * err(T_rolling)
     with pytest.raises(ValueError, match="dt_prev_s"):
         refine_pose_rolling(X, uv, K, start, pose_at(-DT_S), 0.0, H, READOUT_S)
+
+
+def test_rolling_pose_takes_back_the_rows_a_global_shutter_ransac_dropped():
+    X, uv, _ = rolling_observations(300, seed=2)
+    uv_obs = uv.copy()
+    uv_obs[:30] += 25.0  # true outliers
+    middle = np.nonzero((np.abs(uv[:, 1] - H / 2) < 80) & (np.arange(len(uv)) >= 30))[0]  # what a global RANSAC keeps
+    start = inv_se3(T_WORLD_CUR)
+    start[:3, 3] += [0.02, -0.01, 0.015]
+    T, inliers = rolling_pose(X, uv_obs, middle, K, start, pose_at(-DT_S), DT_S, H, READOUT_S, 2.0)
+    assert set(inliers) == set(range(30, 300))  # every true observation back, no outlier
+    assert np.linalg.norm(inv_se3(T)[:3, 3] - T_WORLD_CUR[:3, 3]) < 1e-4
+    res = rolling_residuals_px(X, uv_obs, K, T, pose_at(-DT_S), DT_S, H, READOUT_S)
+    assert res[30:].max() < 0.05 and res[:30].min() > 20.0
 
 
 def test_config_rejects_a_negative_readout():
