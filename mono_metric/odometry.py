@@ -22,6 +22,7 @@ import numpy as np
 import open3d.core as o3c
 import torch
 
+from mono_metric import odometry_state
 from mono_metric.camera import Camera
 from mono_metric.backend import Backend
 from mono_metric.config import BackendConfig, TrackingConfig
@@ -39,7 +40,7 @@ from mono_metric.mapping.map import Map
 from mono_metric.types import Keyframe, TrackResult, Trajectory
 
 DepthInput = np.ndarray | Callable[[], np.ndarray] | None
-TIMED = ("features", "pose", "ba", "icp", "backend")  # Odometry.timings_s keys
+TIMED = odometry_state.TIMED  # Odometry.timings_s keys
 
 
 class Odometry:
@@ -384,46 +385,12 @@ class Odometry:
 
     # ----------------------------------------------------------------- resumable state
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Everything :meth:`track` needs to continue, as plain arrays (for ``np.savez``, no pickling):
-        the tracking state and the :class:`Map` (``map_*`` keys).
-
-        The local-BA window, the ICP reference cloud and the keyframe's photometric reference
-        (``dense_refine``) are not included: a restored odometry starts without them (the photometric
-        refinement resumes at the next keyframe).
-        """
-        empty = np.zeros((0, 0), np.float32)
-        return {
-            "prev_gray": self._prev_gray if self._prev_gray is not None else np.zeros((0, 0), np.uint8),
-            "uv": self._uv, "xyz": self._xyz, "lm": self._lm,
-            "desc": empty if self._desc is None else self._desc.detach().cpu().numpy(),
-            "has_desc": np.array(self._desc is not None),
-            "kf_uv": self._kf_uv, "kf_depth": self._kf_depth,
-            "poses": np.array(self._poses).reshape(-1, 4, 4),
-            "lost": np.array(self._lost), "last_depth_frame": np.array(self._last_depth_frame),
-            "timings": np.array([self.timings_s[k] for k in TIMED]),
-            **self.map.state_dict(),
-        }
+        """Everything :meth:`track` needs to continue, as plain arrays (:func:`mono_metric.odometry_state.state_dict`)."""
+        return odometry_state.state_dict(self)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Continue from :meth:`state_dict` (same config and camera)."""
-        prev = np.asarray(state["prev_gray"])
-        if prev.size and prev.shape != (self.camera.height, self.camera.width):
-            raise InputError(f"saved odometry state is for {prev.shape[1]}x{prev.shape[0]} frames, the camera is "
-                             f"{self.camera.width}x{self.camera.height}; resume with the same data and config")
-        if "map_kf_T" not in state:
-            raise InputError("saved odometry state predates the Map (no map_* arrays); start the run again")
-        self._prev_gray = prev if prev.size else None
-        self._uv = np.asarray(state["uv"], np.float32)
-        self._xyz, self._lm = np.asarray(state["xyz"], np.float64), np.asarray(state["lm"], int)
-        self._desc = torch.from_numpy(np.asarray(state["desc"])).to(self.config.device) if bool(state["has_desc"]) else None
-        loaded = Map.from_state_dict(state)
-        self.map.__dict__.update(loaded.__dict__)  # the back-end holds this same Map object
-        self._kf = self.map.keyframes[-1] if self.map.keyframes else None
-        self._kf_uv, self._kf_depth = np.asarray(state["kf_uv"], np.float32), np.asarray(state["kf_depth"])
-        self._poses = [np.array(T) for T in state["poses"]]
-        self._lost = bool(state["lost"])
-        self._last_depth_frame = int(state["last_depth_frame"])
-        self.timings_s.update(zip(TIMED, (float(v) for v in state["timings"])))
+        odometry_state.load_state_dict(self, state)
 
     # ----------------------------------------------------------------- results
     def trajectory(self) -> Trajectory:
