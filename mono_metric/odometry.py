@@ -105,7 +105,9 @@ class Odometry:
             result = TrackResult(np.eye(4), "init", 0, 0)
         else:
             result = self._solve(gray, timestamp)
-            if result.status == "lost" and self.backend is not None and self.backend.config.relocalise:
+            # Lost, or the first frame tracked again after a loss (its tracks reach back across the gap: after a
+            # jump a few wrong ones can pass PnP): placed against the map's keyframes when they match.
+            if result.status in ("lost", "reinitialised") and self.backend is not None and self.backend.config.relocalise:
                 self._relocalise(gray, result)
         tracked_ok = result.status in ("ok", "reinitialised")  # 'relocalised' makes a keyframe there
         keyframe_needed = not tracked_ok or self._needs_keyframe(result)
