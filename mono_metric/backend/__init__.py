@@ -144,8 +144,11 @@ class Backend:
             return None
         c, inliers, T_c_k_pnp, T_k_c_guess = best
         # ICP only on the best verified candidate (the one kept: most PnP inliers), the back-end's dearest step.
-        T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
-                                    cfg.icp_min_fitness, self._index(c))
+        if cfg.loop_icp:
+            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
+                                        cfg.icp_min_fitness, self._index(c))
+        else:
+            T_c_k, info = T_c_k_pnp, information(self._cloud(k), self._cloud(c), T_c_k_pnp, self._voxel(k), self._index(c))
         correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
         if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
