@@ -261,6 +261,8 @@ class BackendConfig:
             and the depth the registration predicts at the inliers.
         icp_voxel_ratio: ICP refinement voxel as a fraction of the keyframe's median depth.
         icp_min_fitness: ICP result kept when at least this fraction of points pair (else the PnP pose).
+        loop_icp: refine a verified loop's PnP pose by ICP of the two keyframes' depth (False: the PnP pose is
+            the loop measurement; the information matrix is computed at it either way).
         line_process: loop-edge prune threshold: Open3D's line-process weight (``open3d``) or the Cauchy
             kernel's weight (``pypose_sim3``) below which a loop is switched off (a wrong loop).
         pose_graph: pose-graph library and model: 'open3d' (SE(3), Open3D global optimisation with a line
@@ -287,6 +289,7 @@ class BackendConfig:
     max_depth_error: float = 0.15
     icp_voxel_ratio: float = 0.02
     icp_min_fitness: float = 0.3
+    loop_icp: bool = False
     line_process: float = 0.25
     pose_graph: str = "open3d"
     scale_sigma: float = 0.05

@@ -110,7 +110,9 @@ class Odometry:
             if self._reroll is not None and result.status == "ok":
                 self._reroll_keyframe(result.T_world_cam, timestamp)
             self._reroll = None
-            if result.status == "lost" and self.backend is not None and self.backend.config.relocalise:
+            # Lost, or the first frame tracked again after a loss (its tracks reach back across the gap: after a
+            # jump a few wrong ones can pass PnP): placed against the map's keyframes when they match.
+            if result.status in ("lost", "reinitialised") and self.backend is not None and self.backend.config.relocalise:
                 self._relocalise(gray, result)
         tracked_ok = result.status in ("ok", "reinitialised")  # 'relocalised' makes a keyframe there
         keyframe_needed = not tracked_ok or self._needs_keyframe(result)

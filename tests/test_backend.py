@@ -36,7 +36,12 @@ def test_map_snapshot_round_trip(rng):
         m.add_frame(1.0 * k + 0.5, T @ make_se3(np.eye(3), np.array([0.2, 0, 0])))
     m.loops.append(LoopEdge(0, 2, np.eye(4), np.eye(6) * 3))
     m.odometry_scale[2] = 0.98
+    # Keyframe 1's ORB features are not computed yet: its image is kept (and saved) instead, no global descriptor.
+    m.features[1].gray = rng.integers(0, 255, (8, 12), dtype=np.uint8)
+    m.features[1].global_desc = np.zeros(0, np.float32)
     back = Map.from_state_dict(m.state_dict())
+    assert np.array_equal(back.features[1].gray, m.features[1].gray) and back.features[2].gray is None
+    assert len(back.features[1].global_desc) == 0 and np.array_equal(back.features[2].global_desc, m.features[2].global_desc)
     assert back.odometry_scale == [None, None, 0.98] and back.scales == [1.0, 1.0, 1.0]
     assert np.allclose(back.poses(), m.poses())
     assert back.features[0] is None and back.features[2].lost and not back.features[1].lost

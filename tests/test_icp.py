@@ -73,3 +73,15 @@ def test_odometry_with_icp_refinement_on_exact_depth():
     assert odo.timings_s["icp"] > 0 and len(odo.keyframes()) >= 2
     r = ate(seq.gt, odo.trajectory())
     assert r.rmse_m < 0.02 and r.scale_error < 0.05
+
+
+def test_voxel_grid_matches_open3d():
+    rng = np.random.default_rng(1)
+    pc = o3d.t.geometry.PointCloud(o3c.Tensor((rng.random((5000, 3)) * [4, 2, 1] - 1).astype(np.float32)))
+    pc.point.colors = o3c.Tensor(rng.random((5000, 3)).astype(np.float32))
+    ours = voxel_down_sample(pc, 0.1)
+    ref = pc.voxel_down_sample(0.1)
+    a, b = ours.point.positions.numpy(), ref.point.positions.numpy()
+    order = np.lexsort(b.T[::-1])
+    assert a.shape == b.shape and np.abs(a - b[order]).max() < 1e-5
+    assert np.abs(ours.point.colors.numpy() - ref.point.colors.numpy()[order]).max() < 1e-5

@@ -1,12 +1,13 @@
 """The SLAM back-end: loop closure and relocalisation over the shared :class:`~mono_metric.mapping.map.Map`.
 
-On every new keyframe (:meth:`Backend.on_keyframe`): ORB features with metric depth and a global
-descriptor are stored in the map; the odometry link to the previous keyframe gets an Open3D
-information matrix from the two depth clouds; older keyframes (not the ``exclude_recent`` newest)
+On every new keyframe (:meth:`Backend.on_keyframe`): its image and 1/2-resolution depth are stored in the map
+(ORB features with metric depth and the global descriptor are computed from them when the keyframe is first
+matched); older keyframes (not the ``exclude_recent`` newest)
 passing the metric-pose prior are ranked by the descriptor, the best few verified
 (:func:`~mono_metric.backend.verify.register`: PnP-RANSAC with metric depth, inlier and depth tests,
 ICP on both depths) and a verified loop is added to the pose graph, which is optimised when the loop
-disagrees with the current poses (:mod:`~mono_metric.backend.posegraph`: Open3D SE(3) or pypose Sim(3)). A lost
+disagrees with the current poses (the odometry links get an Open3D-style information matrix from the two
+keyframes' depth clouds at the first optimisation) (:mod:`~mono_metric.backend.posegraph`: Open3D SE(3) or pypose Sim(3)). A lost
 frame is placed by the same matching against all keyframes (:meth:`Backend.relocalise`).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_dept
                                         refine_icp, register, relative_depth_scale, add_normals)
 from mono_metric.camera import Camera
 from mono_metric.geometry import inv_se3, rotation_angle_rad
+from mono_metric.tracking.icp import nearest_index
 from mono_metric.mapping.map import KeyframeFeatures, LoopEdge, Map
 from mono_metric.types import LoopClosure
 
@@ -42,7 +44,8 @@ class Backend:
     def __init__(self, config, camera: Camera, map: Map, max_depth_m: float = 80.0):
         self.config, self.camera, self.map, self.max_depth_m = config, camera, map, max_depth_m
         self.vocabulary: BinaryVocabulary | None = None
-        self._clouds: dict[int, object] = {}  # keyframe id -> camera-frame ICP cloud (built on demand)
+        self._clouds: dict[int, object] = {}  # keyframe id -> camera-frame ICP cloud (built on demand, kept)
+        self._trees: dict[int, object] = {}  # keyframe id -> nearest-neighbour index of its cloud (kept)
         self._voxel_m = None
         self._pending = None  # (keyframe, correction) of the last verified loop, awaiting confirmation
         self.stats = {"candidates": 0, "verified": 0, "rejected": 0, "inconsistent": 0, "implausible": 0,
@@ -52,23 +55,35 @@ class Backend:
 
     # ----------------------------------------------------------------- features
     def features(self, gray: np.ndarray, depth32: np.ndarray | None, lost: bool = False) -> KeyframeFeatures:
-        """ORB keypoints (with depth when ``depth32`` is given), global descriptor and small depth of an image."""
-        uv, desc = orb_features(gray, self.config.orb_features)
-        z = features_depth(depth32, uv, self.max_depth_m) if depth32 is not None else np.zeros(len(uv))
-        small = (cv2.resize(depth32, (gray.shape[1] // DEPTH_STRIDE, gray.shape[0] // DEPTH_STRIDE),
-                            interpolation=cv2.INTER_NEAREST) if depth32 is not None
-                 else np.zeros((gray.shape[0] // DEPTH_STRIDE, gray.shape[1] // DEPTH_STRIDE)))
+        """A keyframe's 1/2-resolution depth (and thumbnail descriptor) now; its ORB features (and bag of words)
+        later, from the kept image, when it is first matched (:meth:`_describe`)."""
+        h, w = gray.shape[0] // DEPTH_STRIDE, gray.shape[1] // DEPTH_STRIDE
+        small = (cv2.resize(depth32, (w, h), interpolation=cv2.INTER_NEAREST) if depth32 is not None
+                 else np.zeros((h, w)))
         small = np.where(small < self.max_depth_m, small, 0).astype(np.float16)
-        return KeyframeFeatures(uv, desc, z, self._global(gray, desc), small, lost)
+        glob = thumbnail_descriptor(gray) if self.config.descriptor == "thumbnail" else np.zeros(0, np.float32)
+        return KeyframeFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros(0), glob, small,
+                                lost, np.array(gray, np.uint8))
 
-    def _global(self, gray: np.ndarray, desc: np.ndarray) -> np.ndarray:
-        if self.config.descriptor == "thumbnail":
-            return thumbnail_descriptor(gray)
-        if self.vocabulary is None:
-            if len(desc) < 16:
-                return np.zeros(0, np.float32)
-            self.vocabulary = BinaryVocabulary(desc)
-        return self.vocabulary.histogram(desc)
+    def _describe(self, f: KeyframeFeatures, document: bool = True) -> KeyframeFeatures:
+        """Compute ``f``'s ORB keypoints (depth from its 1/2-resolution depth) and bag of words, once.
+
+        Only keyframes that are matched (a loop candidate, a keyframe with candidates, a relocalisation) pay for
+        ORB: on a street drive most keyframes never are. ``document``: count it in the vocabulary's document
+        frequencies (a keyframe, not a relocalisation query)."""
+        if f.gray is None:
+            return f
+        uv, desc = orb_features(f.gray, self.config.orb_features)
+        f.uv, f.desc, f.depth_m = uv, desc, features_depth(f.depth_small.astype(np.float32), uv, self.max_depth_m,
+                                                           DEPTH_STRIDE)
+        if self.config.descriptor == "bow":
+            if self.vocabulary is None and len(desc) >= 16:
+                self.vocabulary = BinaryVocabulary(desc)
+            f.global_desc = self.vocabulary.histogram(desc) if self.vocabulary is not None else np.zeros(0, np.float32)
+            if document and len(f.global_desc):
+                self.vocabulary.add_document(f.global_desc)
+        f.gray = None
+        return f
 
     def _cloud(self, k: int, normals: bool = False):
         """Keyframe ``k``'s camera-frame cloud (built once; normals added when an ICP target needs them)."""
@@ -77,6 +92,12 @@ class Backend:
         if normals:
             add_normals(self._clouds[k], self._voxel(k))
         return self._clouds[k]
+
+    def _index(self, k: int):
+        """Nearest-neighbour index of keyframe ``k``'s cloud (built once)."""
+        if k not in self._trees:
+            self._trees[k] = nearest_index(self._cloud(k))
+        return self._trees[k]
 
     def _voxel(self, k: int) -> float:
         if self._voxel_m is None:  # fixed at the first keyframe: one scale for every information matrix
@@ -96,21 +117,20 @@ class Backend:
         cfg, m = self.config, self.map
         feat = self.features(gray, depth32, lost)
         m.features[k] = feat
-        if self.vocabulary is not None and len(feat.global_desc):
-            self.vocabulary.add_document(feat.global_desc)
+        if cfg.descriptor == "bow" and self.vocabulary is None:  # the vocabulary is built from the first keyframe
+            self._describe(feat)
         self._voxel(k)
         if k >= 1 and cfg.pose_graph == "pypose_sim3" and not lost:  # the odometry link's relative scale
             ratio = relative_depth_scale(self.camera, m.keyframes[k - 1].xyz_world, m.keyframes[k].T_world_cam,
                                          depth32, self.max_depth_m)
             m.odometry_scale[k] = None if ratio is None else ratio / m.scales[k - 1]
-        self._clouds.pop(k - 2 * cfg.exclude_recent, None)  # old clouds are rebuilt when a loop needs them
-        if not cfg.loop_closure or k < cfg.exclude_recent or not len(feat.global_desc):
+        if not cfg.loop_closure or k < cfg.exclude_recent:
             return None
         best = None
         for c in self._candidates(k):
             self.stats["candidates"] += 1
             T_k_c_guess = inv_se3(m.keyframes[k].T_world_cam) @ m.keyframes[c].T_world_cam
-            reg = register(self.camera, feat, m.features[c], cfg.reproj_px, cfg.min_inliers, cfg.min_inlier_ratio,
+            reg = register(self.camera, self._describe(feat), self._describe(m.features[c]), cfg.reproj_px, cfg.min_inliers, cfg.min_inlier_ratio,
                            cfg.max_depth_error)
             if not reg.ok:
                 self.stats["rejected"] += 1
@@ -124,8 +144,11 @@ class Backend:
             return None
         c, inliers, T_c_k_pnp, T_k_c_guess = best
         # ICP only on the best verified candidate (the one kept: most PnP inliers), the back-end's dearest step.
-        T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
-                                    cfg.icp_min_fitness)
+        if cfg.loop_icp:
+            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
+                                        cfg.icp_min_fitness, self._index(c))
+        else:
+            T_c_k, info = T_c_k_pnp, information(self._cloud(k), self._cloud(c), T_c_k_pnp, self._voxel(k), self._index(c))
         correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
         if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
@@ -156,7 +179,7 @@ class Backend:
         for k in range(1, len(m.keyframes)):  # odometry links' information, computed once when first needed
             if m.odometry_info[k] is None and m.features[k] is not None and m.features[k - 1] is not None:
                 T_prev_k = inv_se3(m.keyframes[k - 1].T_world_cam) @ m.keyframes[k].T_world_cam
-                info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k))
+                info = information(self._cloud(k), self._cloud(k - 1), T_prev_k, self._voxel(k), self._index(k - 1))
                 m.odometry_info[k] = info * (WEAK_LINK if m.features[k].lost else 1.0) + np.eye(6) * 1e-6
         cfg, scales = self.config, None
         if cfg.pose_graph == "pypose_sim3":
@@ -185,8 +208,7 @@ class Backend:
     def _candidates(self, k: int) -> list[int]:
         """Up to ``candidates`` older keyframes with features, passing the pose prior, best descriptor first."""
         cfg, m = self.config, self.map
-        older = [j for j in range(k - cfg.exclude_recent + 1) if m.features[j] is not None
-                 and len(m.features[j].global_desc) == len(m.features[k].global_desc)]
+        older = [j for j in range(k - cfg.exclude_recent + 1) if m.features[j] is not None]
         if not older:
             return []
         pos = m.poses()[:, :3, 3]
@@ -195,8 +217,19 @@ class Backend:
         older = [j for j in older if near[j]]
         if not older:
             return []
-        scores = self._scores(m.features[k].global_desc, np.stack([m.features[j].global_desc for j in older]))
-        return [older[i] for i in np.argsort(-scores)[:cfg.candidates]]
+        return [older[i] for i in self._rank(m.features[k], [m.features[j] for j in older], cfg.candidates)]
+
+    def _rank(self, query: KeyframeFeatures, database: list[KeyframeFeatures], n: int) -> list[int]:
+        """Indices into ``database`` of its ``n`` best matches to ``query`` by global descriptor (the bag of words
+        needs their ORB features: computed here when missing)."""
+        if self.config.descriptor == "bow":
+            query = self._describe(query)
+            database = [self._describe(f) for f in database]
+        ok = [i for i, f in enumerate(database) if len(f.global_desc) and len(f.global_desc) == len(query.global_desc)]
+        if not ok:
+            return []
+        scores = self._scores(query.global_desc, np.stack([database[i].global_desc for i in ok]))
+        return [ok[i] for i in np.argsort(-scores, kind="stable")[:n]]
 
     def _scores(self, query: np.ndarray, database: np.ndarray) -> np.ndarray:
         if self.config.descriptor == "thumbnail":
@@ -209,17 +242,16 @@ class Backend:
         t0 = time.process_time()
         try:
             cfg, m = self.config, self.map
-            ids = [j for j, f in enumerate(m.features) if f is not None and len(f.global_desc)]
+            ids = [j for j, f in enumerate(m.features) if f is not None]
             if not ids:
                 return None
-            query = self.features(gray, None)
-            if len(query.uv) < cfg.min_inliers or len(query.global_desc) != len(m.features[ids[0]].global_desc):
+            query = self._describe(self.features(gray, None), document=False)
+            if len(query.uv) < cfg.min_inliers:
                 self.stats["relocalise_failed"] += 1
                 return None
-            scores = self._scores(query.global_desc, np.stack([m.features[j].global_desc for j in ids]))
             best = None
-            for i in np.argsort(-scores)[:cfg.candidates]:
-                reg = register(self.camera, query, m.features[ids[i]], cfg.reproj_px, cfg.min_inliers,
+            for i in self._rank(query, [m.features[j] for j in ids], cfg.candidates):
+                reg = register(self.camera, query, self._describe(m.features[ids[i]]), cfg.reproj_px, cfg.min_inliers,
                                cfg.min_inlier_ratio, cfg.max_depth_error)
                 if reg.ok and (best is None or reg.inliers > best[1]):
                     best = (m.keyframes[ids[i]].T_world_cam @ inv_se3(reg.T_query_cand), reg.inliers)

@@ -6,7 +6,7 @@ Tracking writes keyframes and frames into it; the local bundle adjustment and th
 - ``keyframes[k]``: :class:`~mono_metric.types.Keyframe` (pose ``T_world_cam``, 3D corners = the
   keyframe's landmarks, median depth, depth scale).
 - ``features[k]``: :class:`KeyframeFeatures` of keyframe ``k`` (ORB keypoints with metric depth, a global
-  descriptor and a 1/4-resolution depth) or None when the back-end is off.
+  descriptor, computed when first matched, and a 1/2-resolution depth) or None when the back-end is off.
 - the pose graph: consecutive keyframes are linked by odometry (their current relative pose; weak when
   the later one was made while tracking was lost), plus the verified ``loops``.
 - ``odometry_scale[k]``: the relative scale the link k-1 -> k should have in the pose graph, measured by the
@@ -34,8 +34,11 @@ class KeyframeFeatures:
         desc: (N, 32) uint8 ORB descriptors.
         depth_m: (N,) float64 metric depth at the keypoints (0: none).
         global_desc: (D,) float32 unit-norm global descriptor.
-        depth_small: (h, w) float16 depth (m) at 1/4 resolution (ICP and edge information).
+        depth_small: (h, w) float16 depth (m) at 1/2 resolution (keypoint depth; every 2nd pixel: ICP clouds).
         lost: the keyframe was made while tracking was lost (its odometry link is weak).
+        gray: (H, W) uint8 image while the ORB features are not computed yet (the back-end computes them when
+            the keyframe is first matched, then drops the image); None once they are. ``uv``, ``desc``,
+            ``depth_m`` (and, for the bag of words, ``global_desc``) are empty until then.
     """
 
     uv: np.ndarray
@@ -44,6 +47,7 @@ class KeyframeFeatures:
     global_desc: np.ndarray
     depth_small: np.ndarray
     lost: bool = False
+    gray: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +128,8 @@ class Map:
         has = np.array([f is not None for f in feats], bool)
         fs = [f for f in feats if f is not None]
         small = [f.depth_small for f in fs]
+        width = max([len(f.global_desc) for f in fs], default=1)  # empty (not computed yet) rows are padded
+        pending = [f.gray for f in fs if f.gray is not None]
         return {
             "map_kf_index": np.array([k.index for k in kfs], np.int64),
             "map_kf_timestamp": np.array([k.timestamp for k in kfs], np.float64),
@@ -139,7 +145,11 @@ class Map:
             "map_feat_uv": _cat([f.uv for f in fs], (0, 2), np.float32),
             "map_feat_desc": _cat([f.desc for f in fs], (0, 32), np.uint8),
             "map_feat_depth": _cat([f.depth_m for f in fs], (0,), np.float64),
-            "map_feat_global": _cat([f.global_desc[None] for f in fs], (0, 1), np.float32),
+            "map_feat_global": _cat([np.pad(f.global_desc, (0, width - len(f.global_desc)))[None] for f in fs],
+                                    (0, 1), np.float32),
+            "map_feat_global_len": np.array([len(f.global_desc) for f in fs], np.int64),
+            "map_feat_pending": np.array([f.gray is not None for f in fs], bool),
+            "map_feat_gray": np.stack(pending) if pending else np.zeros((0, 1, 1), np.uint8),
             "map_feat_small": np.stack(small) if small else np.zeros((0, 1, 1), np.float16),
             "map_feat_lost": np.array([f.lost for f in fs], bool),
             "map_kf_graph_scale": np.array(self.scales, np.float64),
@@ -164,8 +174,14 @@ class Map:
         cut = np.cumsum(fsz)[:-1]
         parts = [np.split(np.asarray(s[k]), cut) if len(fsz) else [] for k in ("map_feat_uv", "map_feat_desc",
                                                                              "map_feat_depth")]
-        fs = iter([KeyframeFeatures(uv, d, z, np.array(g), np.array(sm), bool(lost)) for uv, d, z, g, sm, lost in
-                   zip(*parts, s["map_feat_global"], s["map_feat_small"], s["map_feat_lost"])])
+        n = len(fsz)
+        glen = s["map_feat_global_len"] if "map_feat_global_len" in s else [len(g) for g in s["map_feat_global"]]
+        pending = np.asarray(s["map_feat_pending"], bool) if "map_feat_pending" in s else np.zeros(n, bool)
+        grays = iter(np.asarray(s["map_feat_gray"]) if "map_feat_gray" in s else [])
+        fs = iter([KeyframeFeatures(uv, d, z, np.array(g[:gl]), np.array(sm), bool(lost),
+                                    np.array(next(grays)) if pend else None)
+                   for uv, d, z, g, gl, sm, lost, pend in zip(*parts, s["map_feat_global"], glen, s["map_feat_small"],
+                                                             s["map_feat_lost"], pending)])
         feats = [next(fs) if h else None for h in s["map_has_features"]]
         loops = [LoopEdge(int(a), int(b), np.array(T), np.array(I))
                  for (a, b), T, I in zip(s["map_loops"], s["map_loop_T"], s["map_loop_info"])]
