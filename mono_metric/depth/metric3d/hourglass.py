@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mono_metric.depth.metric3d import fused
+
 
 class ELUConv(nn.Module):
     """Conv (3x3 with reflection padding, or 1x1) + ELU; ``double`` adds a 1x1 conv + ELU."""
@@ -56,6 +58,8 @@ class ConvBnReLU(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused.use_fused(x, self):
+            return fused.conv(x, self.conv, *fused.fold_bn(self.conv.weight, None, self.bn), act="relu")
         return F.relu(self.bn(self.conv(x)))
 
 
@@ -76,13 +80,23 @@ class Hourglass(nn.Module):
         self.prob = nn.Conv2d(width, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, cin, H, W) -> (B, cout, H, W); H, W multiples of 8."""
+        return self.prob(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The (B, width, H, W) map before the output convolution ``prob``."""
         skips = [self.conv0(x)]
         for i in range(self.levels):
             skips.append(getattr(self, f"conv_{i}")(skips[-1]))
         x = skips.pop()
         for i in reversed(range(self.levels)):
-            x = skips[i] + getattr(self, f"deconv_{i}")(x)
-        return self.prob(x)
+            deconv = getattr(self, f"deconv_{i}")
+            if fused.use_fused(x, self):  # BatchNorm folded into the transposed conv, in-place ReLU and skip
+                w, b = fused.fold_bn(deconv[0].weight, None, deconv[1], transposed=True)
+                x = F.conv_transpose2d(x, w, b, 2, 1, 1).relu_().add_(skips[i])
+            else:
+                x = skips[i] + deconv(x)
+        return x
 
 
 class HourglassDecoder(nn.Module):
@@ -119,10 +133,33 @@ class HourglassDecoder(nn.Module):
         self.register_buffer("depth_bins", bins, persistent=False)
 
     def forward(self, feats: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = self.conv_out_2(self.decoder_mono(feats))
+        x = self.decoder_mono(feats)
+        if fused.use_fused(x, self):
+            return self._forward_fused(x)
+        out = self.conv_out_2(x)
         confidence, feat = out[:, -1:], out[:, :-1]
         prob = self.depth_regressor_2(feat).softmax(dim=1)
         depth = (prob * self.depth_bins.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        return self._upsample(depth, confidence, feat)
+
+    def _forward_fused(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`forward` for CPU inference: the same layers with BatchNorm folded and activations fused
+        (see :mod:`fused`), the hourglass output convolution split into features and confidence (no
+        strided slice copies), and the bin expectation as a softmax and a matrix-vector product over the
+        channels-last (B, H, W, bins) view (no layout conversion)."""
+        h = self.conv_out_2.features(x)
+        prob_conv = self.conv_out_2.prob
+        n = prob_conv.out_channels - 1
+        feat = fused.conv(h, prob_conv, prob_conv.weight[:n], prob_conv.bias[:n])
+        confidence = fused.conv(h, prob_conv, prob_conv.weight[n:], prob_conv.bias[n:])
+        reg = self.depth_regressor_2
+        logits = fused.conv(fused.conv(feat, reg[0], *fused.fold_bn(reg[0].weight, reg[0].bias, reg[1]), act="relu"),
+                            reg[3])
+        depth = (logits.permute(0, 2, 3, 1).softmax(dim=-1) @ self.depth_bins).unsqueeze(1)
+        return self._upsample(depth, confidence, feat)
+
+    def _upsample(self, depth: torch.Tensor, confidence: torch.Tensor, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stride-4 depth (B, 1, h, w), confidence and features -> outputs at the input resolution."""
         B, _, H, W = depth.shape
         ys, xs = torch.meshgrid(torch.arange(H, dtype=depth.dtype, device=depth.device),
                                 torch.arange(W, dtype=depth.dtype, device=depth.device), indexing="ij")

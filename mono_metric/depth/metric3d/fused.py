@@ -1,0 +1,87 @@
+"""Fused CPU inference kernels for the ConvNeXt models (oneDNN through ``torch.ops.mkldnn``).
+
+PyTorch's eager CPU path runs a linear layer as a bias copy plus a GEMM, then each of GELU, BatchNorm,
+ReLU and residual additions as its own pass over memory. oneDNN applies the bias, an activation and an
+addition inside the GEMM or convolution (the kernels ``torch.compile`` itself uses on CPU), and
+BatchNorm in eval mode folds into the preceding convolution's weights. The results equal the
+unfused layers up to float32 rounding (tests/test_metric3d_golden.py runs both paths).
+
+Measured on a 2-core Xeon (AVX-512), 2 threads, ConvNeXt-Tiny at 544x1216: see docs/models.md.
+
+Used only where it applies: float32 CPU tensors in channels-last layout, no autograd, module in eval
+mode, oneDNN available, and not while exporting or compiling a graph (ONNX export sees plain ops).
+:func:`reference_kernels` turns it off (tests, comparisons).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_state = {"enabled": hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()}
+_MKL = torch.ops.mkldnn
+
+
+@contextlib.contextmanager
+def reference_kernels():
+    """Within this context the models run their plain PyTorch layers (no fused kernels)."""
+    before = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = before
+
+
+def use_fused(x: torch.Tensor, module: nn.Module) -> bool:
+    """Whether ``module`` may run its fused kernels on input ``x`` (see the module docstring)."""
+    return (_state["enabled"] and not module.training and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and x.is_contiguous(memory_format=torch.channels_last)
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+
+
+def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d,
+            transposed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of a convolution followed by eval-mode ``bn``, as one convolution.
+
+    Args:
+        weight: (C_out, C_in/groups, kh, kw), or (C_in, C_out, kh, kw) when ``transposed``.
+        bias: (C_out,) or None.
+    """
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    w = weight * (scale.view(1, -1, 1, 1) if transposed else scale.view(-1, 1, 1, 1))
+    return w, shift if bias is None else shift + bias * scale
+
+
+def conv(x: torch.Tensor, conv2d: nn.Conv2d, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+         act: str = "none", add: torch.Tensor | None = None) -> torch.Tensor:
+    """act(conv2d(x) [+ add]) in one oneDNN call; ``weight``/``bias`` replace the layer's (folded BN).
+
+    Args:
+        x: (B, C_in, H, W) channels-last float32 CPU tensor.
+        conv2d: the layer (zero padding) whose geometry (padding, stride, dilation, groups) is used.
+        act: 'none' or 'relu'.
+        add: optional (B, C_out, H', W') channels-last tensor added before the activation.
+    """
+    w = conv2d.weight if weight is None else weight
+    b = conv2d.bias if weight is None else bias
+    geom = (list(conv2d.padding), list(conv2d.stride), list(conv2d.dilation), conv2d.groups)
+    if add is None:
+        return _MKL._convolution_pointwise(x, w, b, *geom, act, [], None)
+    return _MKL._convolution_pointwise.binary(x, add, w, b, *geom, "add", None, None if act == "none" else act,
+                                              [], None)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none",
+           add: torch.Tensor | None = None) -> torch.Tensor:
+    """act(x @ weight.T + bias) ('none' or exact 'gelu'), or x @ weight.T + bias + add, in one oneDNN call.
+
+    Args:
+        x: (..., C_in) contiguous float32 CPU tensor; add: (..., C_out) contiguous.
+    """
+    if add is None:
+        return _MKL._linear_pointwise(x, weight, bias, act, [], "none" if act == "gelu" else None)
+    return _MKL._linear_pointwise.binary(x, add, weight, bias, "add")
