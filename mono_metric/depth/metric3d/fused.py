@@ -85,3 +85,30 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act
     if add is None:
         return _MKL._linear_pointwise(x, weight, bias, act, [], "none" if act == "gelu" else None)
     return _MKL._linear_pointwise.binary(x, add, weight, bias, "add")
+
+
+def subpixel_conv3x3(weight: torch.Tensor, bias: torch.Tensor | None, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 3x3 convolution (zero padding 1) after ``factor``x nearest upsampling, as one 3x3 convolution on
+    the low-resolution map with ``factor**2`` phases of outputs.
+
+    Output pixel (factor*i + a, factor*j + b) of conv(upsample(x)) reads low-resolution rows/columns
+    i-1..i+1 / j-1..j+1 only, so phase (a, b) is a 3x3 convolution of x whose taps sum the original
+    taps that land on the same low-resolution pixel (zero padding maps onto zero padding). This removes
+    the upsampled intermediate map and its factor**2 larger convolution input.
+
+    Args:
+        weight: (C_out, C_in, 3, 3); bias: (C_out,) or None.
+
+    Returns:
+        Weights (factor**2 * C_out, C_in, 3, 3) and bias (factor**2 * C_out,), channels phase-major
+        (channel (a * factor + b) * C_out + o); their output, pixel-shuffled phase by phase, equals
+        conv(upsample(x)).
+    """
+    c_out = weight.shape[0]
+    a = torch.arange(factor, device=weight.device)
+    k = torch.arange(3, device=weight.device)
+    low = torch.div(a[:, None] + k[None, :] - 1, factor, rounding_mode="floor") + 1  # (factor, 3): low-res tap
+    taps = F.one_hot(low, 3).to(weight.dtype)  # (factor, k: high-res tap, t: low-res tap)
+    w = torch.einsum("akt,blu,oikl->aboitu", taps, taps, weight).reshape(factor * factor * c_out, -1, 3, 3)
+    b = torch.zeros(c_out, dtype=weight.dtype, device=weight.device) if bias is None else bias
+    return w.contiguous(), b.repeat(factor * factor)

@@ -156,7 +156,35 @@ class HourglassDecoder(nn.Module):
         logits = fused.conv(fused.conv(feat, reg[0], *fused.fold_bn(reg[0].weight, reg[0].bias, reg[1]), act="relu"),
                             reg[3])
         depth = (logits.permute(0, 2, 3, 1).softmax(dim=-1) @ self.depth_bins).unsqueeze(1)
-        return self._upsample(depth, confidence, feat)
+        return self._upsample_fused(depth, confidence, feat)
+
+    def _upsample_fused(self, depth: torch.Tensor, confidence: torch.Tensor,
+                        feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`_upsample` at stride 4: the residual branch's first convolution split into its feature
+        and (depth, pixel grid) inputs (no concatenated copy), its upsampling and the convolutions after
+        it as one sub-pixel convolution and a per-phase 1x1 convolution (:func:`fused.subpixel_conv3x3`),
+        so that only the final one-channel depth is shuffled to the input resolution."""
+        B, _, H, W = depth.shape
+        up = self.conv_up_2
+        f = up[4].scale_factor
+        if not (isinstance(f, (int, float)) and float(f).is_integer()):
+            raise ValueError(f"residual upsampling factor {f} must be an integer")
+        f = int(f)
+        w0, b0 = fused.fold_bn(up[0].weight, up[0].bias, up[1])
+        if self.pixel_grid:
+            ys, xs = torch.meshgrid(torch.arange(H, dtype=depth.dtype, device=depth.device),
+                                    torch.arange(W, dtype=depth.dtype, device=depth.device), indexing="ij")
+            dg = torch.cat((depth, torch.stack((xs, ys)).expand(B, 2, H, W)), 1)
+            dg = fused.conv(dg.contiguous(memory_format=torch.channels_last), up[0], w0[:, :3].contiguous(), None)
+        else:  # the grid's inputs are zeros: only the depth channel contributes
+            dg = fused.conv(depth.contiguous(memory_format=torch.channels_last), up[0], w0[:, :1].contiguous(), None)
+        x = fused.conv(feat, up[0], w0[:, 3:].contiguous(), b0, act="relu", add=dg)
+        x = fused.conv(x, up[3])
+        x = fused.conv(x, up[5], *fused.subpixel_conv3x3(up[5].weight, up[5].bias, f), act="relu")
+        last = up[7]  # 1x1 convolution to one channel, applied to each phase
+        residual = F.conv2d(x, last.weight.repeat(f * f, 1, 1, 1), last.bias.repeat(f * f), groups=f * f)
+        depth = F.pixel_shuffle(torch.add(depth, residual, alpha=0.1), f)
+        return {"depth": depth, "confidence": F.interpolate(confidence, scale_factor=f, mode="nearest")}
 
     def _upsample(self, depth: torch.Tensor, confidence: torch.Tensor, feat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Stride-4 depth (B, 1, h, w), confidence and features -> outputs at the input resolution."""
