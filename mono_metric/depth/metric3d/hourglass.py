@@ -24,6 +24,12 @@ class ELUConv(nn.Module):
         self.conv_2 = nn.Conv2d(cout, cout, 1) if double else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused.use_fused(x, self):  # oneDNN convolutions (PyTorch runs 1x1 ones as im2col + GEMM), ELU in place
+            conv = self.conv if isinstance(self.conv, nn.Conv2d) else self.conv[1]
+            if conv is not self.conv:
+                x = self.conv[0](x).contiguous(memory_format=torch.channels_last)
+            x = F.elu_(fused.conv(x, conv))
+            return F.elu_(fused.conv(x, self.conv_2)) if self.conv_2 is not None else x
         x = F.elu(self.conv(x))
         return F.elu(self.conv_2(x)) if self.conv_2 is not None else x
 
@@ -181,9 +187,11 @@ class HourglassDecoder(nn.Module):
         x = fused.conv(feat, up[0], w0[:, 3:].contiguous(), b0, act="relu", add=dg)
         x = fused.conv(x, up[3])
         x = fused.conv(x, up[5], *fused.subpixel_conv3x3(up[5].weight, up[5].bias, f), act="relu")
-        last = up[7]  # 1x1 convolution to one channel, applied to each phase
-        residual = F.conv2d(x, last.weight.repeat(f * f, 1, 1, 1), last.bias.repeat(f * f), groups=f * f)
-        depth = F.pixel_shuffle(torch.add(depth, residual, alpha=0.1), f)
+        # 1x1 convolution to one channel, applied to each phase on the channels-last (B, H, W, phase, C) view
+        last = up[7]
+        residual = x.permute(0, 2, 3, 1).reshape(B, H, W, f * f, -1) @ last.weight.view(-1) + last.bias
+        depth = torch.add(depth.view(B, H, W, 1), residual, alpha=0.1)  # (B, H, W, phase (a, b))
+        depth = depth.view(B, H, W, f, f).permute(0, 1, 3, 2, 4).reshape(B, 1, H * f, W * f)
         return {"depth": depth, "confidence": F.interpolate(confidence, scale_factor=f, mode="nearest")}
 
     def _upsample(self, depth: torch.Tensor, confidence: torch.Tensor, feat: torch.Tensor) -> dict[str, torch.Tensor]:
