@@ -67,16 +67,20 @@ def _versus_official(model, official_src: str, hw: tuple[int, int], repeats: int
     official.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn((1, 3, *hw), generator=torch.Generator().manual_seed(0))
     times = {"ours": [], "official": []}
+    cpu = {"ours": [], "official": []}
     with torch.inference_mode():
         outs = {"ours": model(x), "official": official(x)}  # warm-up
         for _ in range(repeats):
             for key, net in (("ours", model), ("official", official)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 net(x)
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
     ours_ms, official_ms = (1000 * statistics.median(times[k]) for k in ("ours", "official"))
+    cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["official"])
     diff = (outs["ours"]["depth"] - outs["official"]["depth"]).abs().max().item()
-    return {"net_ms": ours_ms, "official_ms": official_ms, "ratio": ours_ms / official_ms, "max_depth_diff": diff}
+    return {"net_ms": ours_ms, "official_ms": official_ms, "ratio": ours_ms / official_ms, "cpu_ratio": cpu_ratio,
+            "max_depth_diff": diff}
 
 
 def main() -> None:
@@ -103,9 +107,10 @@ def main() -> None:
     if not official:
         print("(official-code columns omitted: " + ("--official-src PATH not given" if args.official_src is None
                                                    else "the official comparison runs on the CPU only") + ")")
-    extra = " network ms (ours) | official network ms | ours/official | max depth diff |" if official else ""
+    extra = (" network ms (ours) | official network ms | ours/official | same, CPU time | max depth diff |"
+             if official else "")
     print(f"| model | input | attention | ms/frame | threads | peak RSS (MB) |{extra}\n"
-          f"|---|---|---|---|---|---|{'---|---|---|---|' if official else ''}")
+          f"|---|---|---|---|---|---|{'---|---|---|---|---|' if official else ''}")
     for name in args.models.split(","):
         for size in args.sizes.split(","):
             for attention in (("sdpa", "plain") if "vit" in name else ("sdpa",)):
@@ -120,8 +125,9 @@ def main() -> None:
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 cells = ""
                 if official:
-                    cells = (f" {r['net_ms']:.0f} | {r['official_ms']:.0f} | {r['ratio']:.2f} | {r['max_depth_diff']:.1e} |"
-                             if "net_ms" in r else " - | - | - | - (official loader: ConvNeXt models only) |")
+                    cells = (f" {r['net_ms']:.0f} | {r['official_ms']:.0f} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} | "
+                             f"{r['max_depth_diff']:.1e} |" if "net_ms" in r
+                             else " - | - | - | - | - (official loader: ConvNeXt models only) |")
                 print(f"| {r['model']} | {r['input']} | {r['attention']} | {r['ms']:.0f} | {r['threads']} | "
                       f"{r['peak_rss_mb']:.0f} |{cells}", flush=True)
 
