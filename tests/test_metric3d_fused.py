@@ -65,3 +65,14 @@ def test_fused_kernels_only_in_inference():
     out = model(torch.rand(2, 3, 64, 96))  # training-mode forward with gradients: the plain layers
     out["depth"].mean().backward()
     assert model.depth_model.encoder.stages[0][0].pwconv1.weight.grad is not None
+
+
+def test_composed_3x3_of_1x1_equals_two_convs():
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(2, 4, 6, 7, generator=g).contiguous(memory_format=torch.channels_last)
+    w1, b1 = torch.randn(8, 4, 1, 1, generator=g), torch.randn(8, generator=g)
+    conv3 = torch.nn.Conv2d(8, 5, 3, padding=1)
+    with torch.no_grad():
+        ref = conv3(F.conv2d(h, w1, b1))
+        out = fused.conv3x3_of_1x1(h, w1, b1, conv3, conv3.weight, conv3.bias)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

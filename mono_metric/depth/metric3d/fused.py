@@ -112,3 +112,36 @@ def subpixel_conv3x3(weight: torch.Tensor, bias: torch.Tensor | None, factor: in
     w = torch.einsum("akt,blu,oikl->aboitu", taps, taps, weight).reshape(factor * factor * c_out, -1, 3, 3)
     b = torch.zeros(c_out, dtype=weight.dtype, device=weight.device) if bias is None else bias
     return w.contiguous(), b.repeat(factor * factor)
+
+
+def conv3x3_of_1x1(h: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, conv3x3: nn.Conv2d, w3: torch.Tensor,
+                   b3: torch.Tensor) -> torch.Tensor:
+    """conv3x3(conv1x1(h)) (zero padding 1, no activation between) as one 3x3 convolution of ``h``.
+
+    The composed kernel w3 . w1 reads C_mid = ``w1.shape[1]`` channels instead of C_out1: fewer
+    multiply-adds when the 1x1 layer widens. Its bias b1 reaches a pixel only through the taps inside
+    the image, so the border rows and columns lose the taps that fall on the zero padding (corrected
+    here by inclusion-exclusion).
+
+    Args:
+        h: (B, C_mid, H, W) channels-last input of the 1x1 layer.
+        w1, b1: 1x1 layer, (C1, C_mid, 1, 1) and (C1,).
+        conv3x3: the 3x3 layer (geometry: stride 1, padding 1); w3, b3: its (C3, C1, 3, 3) and (C3,)
+            weights (e.g. with BatchNorm folded).
+
+    Returns:
+        (B, C3, H, W) pre-activation output of the 3x3 layer.
+    """
+    if conv3x3.kernel_size != (3, 3) or conv3x3.padding != (1, 1) or conv3x3.stride != (1, 1):
+        raise ValueError("conv3x3_of_1x1 needs a stride-1 3x3 layer with padding 1")
+    w = torch.einsum("oikl,ij->ojkl", w3, w1[:, :, 0, 0])
+    wb = torch.einsum("oikl,i->okl", w3, b1)  # (C3, 3, 3): each tap's share of b1
+    y = conv(h, conv3x3, w.contiguous(), b3 + wb.sum((1, 2)))
+    rows, cols = wb.sum(2), wb.sum(1)  # (C3, 3): per tap row / column
+    y[:, :, 0] -= rows[:, 0, None]
+    y[:, :, -1] -= rows[:, 2, None]
+    y[:, :, :, 0] -= cols[:, 0, None]
+    y[:, :, :, -1] -= cols[:, 2, None]
+    for r, c in ((0, 0), (0, -1), (-1, 0), (-1, -1)):  # corners lost a row and a column: add the shared tap back
+        y[:, :, r, c] += wb[:, 2 if r else 0, 2 if c else 0]
+    return y

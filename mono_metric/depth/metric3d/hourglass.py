@@ -151,17 +151,25 @@ class HourglassDecoder(nn.Module):
     def _forward_fused(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """:meth:`forward` for CPU inference: the same layers with BatchNorm folded and activations fused
         (see :mod:`fused`), the hourglass output convolution split into features and confidence (no
-        strided slice copies), and the bin expectation as a softmax and a matrix-vector product over the
-        channels-last (B, H, W, bins) view (no layout conversion)."""
+        strided slice copies), and the bin expectation computed in place on the channels-last
+        (B, H, W, bins) view of the logits (no layout conversion, no probability map)."""
         h = self.conv_out_2.features(x)
         prob_conv = self.conv_out_2.prob
         n = prob_conv.out_channels - 1
         feat = fused.conv(h, prob_conv, prob_conv.weight[:n], prob_conv.bias[:n])
         confidence = fused.conv(h, prob_conv, prob_conv.weight[n:], prob_conv.bias[n:])
         reg = self.depth_regressor_2
-        logits = fused.conv(fused.conv(feat, reg[0], *fused.fold_bn(reg[0].weight, reg[0].bias, reg[1]), act="relu"),
-                            reg[3])
-        depth = (logits.permute(0, 2, 3, 1).softmax(dim=-1) @ self.depth_bins).unsqueeze(1)
+        w_r, b_r = fused.fold_bn(reg[0].weight, reg[0].bias, reg[1])
+        if h.shape[1] < n:  # the 3x3 regressor composed with the widening 1x1 output conv reads h: fewer MACs
+            y = fused.conv3x3_of_1x1(h, prob_conv.weight[:n], prob_conv.bias[:n], reg[0], w_r, b_r).relu_()
+        else:
+            y = fused.conv(feat, reg[0], w_r, b_r, act="relu")
+        logits = fused.conv(y, reg[3])
+        # softmax expectation in place on the (B, H, W, bins) view: one GEMM gives numerator and denominator
+        z = logits.permute(0, 2, 3, 1)
+        z.sub_(z.amax(dim=-1, keepdim=True)).exp_()
+        num_den = z @ torch.stack((self.depth_bins, torch.ones_like(self.depth_bins)), 1)
+        depth = (num_den[..., 0] / num_den[..., 1]).unsqueeze(1)
         return self._upsample_fused(depth, confidence, feat)
 
     def _upsample_fused(self, depth: torch.Tensor, confidence: torch.Tensor,
