@@ -5,6 +5,13 @@ the fused attention (``sdpa``, default) and with the plain reference attention; 
 float32 rounding (tests/test_metric3d.py).
 
     python benchmarks/depth_speed.py [--models metric3d_vit_small,metric3d_convnext_tiny] [--sizes official,308x532]
+        [--official-src PATH]
+
+``ms/frame`` times ``predict`` (pre/post-processing included). With ``--official-src`` (a checkout of
+github.com/YvanYin/Metric3D) the ConvNeXt rows also time the network alone, ours against the official
+network built from that checkout (benchmarks/official_metric3d.py) with our random weights loaded
+strictly, on the same input tensor, alternating the two, ``--repeats`` times each: medians, their ratio,
+and the largest depth difference between the two outputs.
 """
 from __future__ import annotations
 
@@ -14,9 +21,13 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
-def _measure(name: str, hw: tuple[int, int] | None, attention: str, repeats: int, device: str) -> dict:
+def _measure(name: str, hw: tuple[int, int] | None, attention: str, repeats: int, device: str,
+             official_src: str | None = None) -> dict:
+    import statistics
+
     import numpy as np
     import torch
 
@@ -37,9 +48,39 @@ def _measure(name: str, hw: tuple[int, int] | None, attention: str, repeats: int
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return {"model": name, "input": f"{hw[0]}x{hw[1]}", "attention": attention if model.spec.family == "vit" else "-",
-            "ms": 1000 * min(times), "threads": torch.get_num_threads(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row = {"model": name, "input": f"{hw[0]}x{hw[1]}", "attention": attention if model.spec.family == "vit" else "-",
+           "ms": 1000 * min(times), "threads": torch.get_num_threads(),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if official_src is not None and device == "cpu":
+        row.update(_versus_official(model, official_src, hw, repeats, statistics, torch))
+    return row
+
+
+def _versus_official(model, official_src: str, hw: tuple[int, int], repeats: int, statistics, torch) -> dict:
+    """Network-only medians of ours and the official network on one input (same weights), alternating."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from official_metric3d import OFFICIAL_CONVNEXT, build_official
+
+    if model.name not in OFFICIAL_CONVNEXT:
+        return {}
+    official = build_official(official_src, model.name)
+    official.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn((1, 3, *hw), generator=torch.Generator().manual_seed(0))
+    times = {"ours": [], "official": []}
+    cpu = {"ours": [], "official": []}
+    with torch.inference_mode():
+        outs = {"ours": model(x), "official": official(x)}  # warm-up
+        for _ in range(repeats):
+            for key, net in (("ours", model), ("official", official)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                net(x)
+                times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
+    ours_ms, official_ms = (1000 * statistics.median(times[k]) for k in ("ours", "official"))
+    cpu_ratio = statistics.median(cpu["ours"]) / statistics.median(cpu["official"])
+    diff = (outs["ours"]["depth"] - outs["official"]["depth"]).abs().max().item()
+    return {"net_ms": ours_ms, "official_ms": official_ms, "ratio": ours_ms / official_ms, "cpu_ratio": cpu_ratio,
+            "max_depth_diff": diff}
 
 
 def main() -> None:
@@ -50,26 +91,45 @@ def main() -> None:
                     help="'official', 'half' (half each side, rounded to the model's multiple) or HxW")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--official-src", metavar="PATH",
+                    help="checkout of github.com/YvanYin/Metric3D: also time the official ConvNeXt networks (CPU)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads in each measurement (default 2)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        import torch
+
+        torch.set_num_threads(args.threads)
         name, size, attention = args.child.split("@")
-        print(json.dumps(_measure(name, _size(name, size), attention, args.repeats, args.device)))
+        print(json.dumps(_measure(name, _size(name, size), attention, args.repeats, args.device, args.official_src)))
         return
-    print("| model | input | attention | ms/frame | threads | peak RSS (MB) |\n|---|---|---|---|---|---|")
+    official = args.official_src is not None and args.device == "cpu"
+    if not official:
+        print("(official-code columns omitted: " + ("--official-src PATH not given" if args.official_src is None
+                                                   else "the official comparison runs on the CPU only") + ")")
+    extra = (" network ms (ours) | official network ms | ours/official | same, CPU time | max depth diff |"
+             if official else "")
+    print(f"| model | input | attention | ms/frame | threads | peak RSS (MB) |{extra}\n"
+          f"|---|---|---|---|---|---|{'---|---|---|---|---|' if official else ''}")
     for name in args.models.split(","):
         for size in args.sizes.split(","):
             for attention in (("sdpa", "plain") if "vit" in name else ("sdpa",)):
-                proc = subprocess.run([sys.executable, __file__, "--child", f"{name}@{size}@{attention}",
-                                       "--repeats", str(args.repeats), "--device", args.device],
+                cmd = [sys.executable, __file__, "--child", f"{name}@{size}@{attention}", "--repeats",
+                       str(args.repeats), "--device", args.device, "--threads", str(args.threads)]
+                proc = subprocess.run(cmd + (["--official-src", args.official_src] if official else []),
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
                     print(f"| {name} | {size} | {attention} | failed: {lines[-1]} | | |", flush=True)
                     continue
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
+                cells = ""
+                if official:
+                    cells = (f" {r['net_ms']:.0f} | {r['official_ms']:.0f} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} | "
+                             f"{r['max_depth_diff']:.1e} |" if "net_ms" in r
+                             else " - | - | - | - | - (official loader: ConvNeXt models only) |")
                 print(f"| {r['model']} | {r['input']} | {r['attention']} | {r['ms']:.0f} | {r['threads']} | "
-                      f"{r['peak_rss_mb']:.0f} |", flush=True)
+                      f"{r['peak_rss_mb']:.0f} |{cells}", flush=True)
 
 
 def _size(name: str, size: str) -> tuple[int, int] | None:

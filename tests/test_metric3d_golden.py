@@ -1,4 +1,5 @@
 """Our Metric3D modules against outputs of the official implementation (see tests/golden.py)."""
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -7,17 +8,19 @@ import torch
 
 from golden import GOLDEN_INPUTS, golden_input, golden_state_dict
 from mono_metric.depth import Metric3D
+from mono_metric.depth.metric3d.fused import reference_kernels
 
 GOLDEN = np.load(Path(__file__).parent / "data" / "metric3d_golden.npz")
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_INPUTS))
 @pytest.mark.parametrize("attention", ["sdpa", "plain"])
-def test_outputs_equal_official_implementation(name, attention):
+@pytest.mark.parametrize("kernels", ["fused", "reference"])
+def test_outputs_equal_official_implementation(name, attention, kernels):
     model = Metric3D.build(name)
     model.load_state_dict(golden_state_dict(model.state_dict()))
     model.set_attention(attention)
-    with torch.no_grad():
+    with torch.no_grad(), reference_kernels() if kernels == "reference" else contextlib.nullcontext():
         out = model(golden_input(GOLDEN_INPUTS[name]))
     ref_depth = GOLDEN[f"{name}/depth"]
     assert ref_depth.std() > 0.01  # a non-trivial reference
