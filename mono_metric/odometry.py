@@ -82,7 +82,6 @@ class Odometry:
         self._kf_parent = np.zeros(0, int)  # per keyframe corner: the previous keyframe's landmark it continues, or -1
         self._last_depth_frame = 0  # the last frame whose depth was computed
         self._dense_ref: DenseReference | None = None  # the keyframe's pixels for photometric refinement
-        self._reroll = None  # the newest keyframe's corners as lifted, until the next frame's pose is known
 
     def track(self, image: np.ndarray, timestamp: float | None = None, depth_m: DepthInput = None,
               depth_timestamp: float | None = None) -> TrackResult:
@@ -107,9 +106,6 @@ class Odometry:
             result = TrackResult(np.eye(4), "init", 0, 0)
         else:
             result = self._solve(gray, timestamp)
-            if self._reroll is not None and result.status == "ok":
-                self._reroll_keyframe(result.T_world_cam, timestamp)
-            self._reroll = None
             # Lost, or the first frame tracked again after a loss (its tracks reach back across the gap: after a
             # jump a few wrong ones can pass PnP): placed against the map's keyframes when they match.
             if result.status in ("lost", "reinitialised") and self.backend is not None and self.backend.config.relocalise:
@@ -260,8 +256,6 @@ class Odometry:
         T = T_world_cam
         xyz_cam = self.camera.backproject(uv[keep], z[keep])
         if cfg.rolling_shutter_ms > 0 and self._poses and timestamp > self.map.frame_stamps[-1]:
-            if self.window is None:  # de-rolled again once the next frame's pose is known (the BA has them by then)
-                self._reroll = (xyz_cam, uv[keep][:, 1], self._poses[-1].copy(), self.map.frame_stamps[-1])
             twist = body_twist_per_s(self._poses[-1], T, timestamp - self.map.frame_stamps[-1])
             xyz_cam = derolled_points(xyz_cam, uv[keep][:, 1], twist, self.camera.height,
                                       cfg.rolling_shutter_ms / 1e3)  # in the middle row's camera
@@ -279,18 +273,6 @@ class Odometry:
                                                 max_depth_jump=self.max_depth_jump, max_depth_m=self.max_depth_m)
                            if cfg.dense_refine else None)
         return depth32
-
-    def _reroll_keyframe(self, T_world_next: np.ndarray, t_next: float) -> None:
-        """The newest keyframe's corners de-rolled again with the velocity from the frame before it to the frame
-        after it (centred on the keyframe, where the first de-rolling's lags half a frame)."""
-        xyz_row, v, T_world_prev, t_prev = self._reroll
-        twist = body_twist_per_s(T_world_prev, T_world_next, t_next - t_prev)
-        xyz_cam = derolled_points(xyz_row, v, twist, self.camera.height, self.config.rolling_shutter_ms / 1e3)
-        T = self._kf.T_world_cam
-        self._kf.xyz_world = xyz_cam @ T[:3, :3].T + T[:3, 3]
-        self._kf_uv = self.camera.project(xyz_cam)[0].astype(np.float32)
-        self._kf_depth = xyz_cam[:, 2]
-        self._xyz = self._kf.xyz_world[self._lm]
 
     def _usable_depth(self, depth32: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N,) depth (m) of median-filtered ``depth32`` at (N, 2) corners ``uv``, and where it can be used:

@@ -4,8 +4,7 @@ Row ``v`` of an ``H``-row image is read ``(v - (H - 1) / 2) * readout / H`` seco
 instant the frame's time stamp and pose stand for (the synthetic renderer's convention). At constant
 velocity (a body twist per second) row ``v`` sees from ``T_world_cur Exp(xi dt_v)``. Tracking uses it twice:
 a keyframe's corners are lifted with their rows' depth and moved into the middle row's camera
-(:func:`derolled_points`, velocity from the previous frame to the keyframe; once the next frame is tracked, again
-with the velocity from the frame before the keyframe to the frame after it, centred on the keyframe), and a frame's pose is refined
+(:func:`derolled_points`, velocity from the previous frame to the keyframe), and a frame's pose is refined
 with a rolling-shutter projection whose velocity is that from the previous frame's pose to the pose being
 solved (:func:`refine_pose_rolling`), so velocity and pose stay consistent; the PnP's inliers (chosen with a
 global-shutter projection, which drops the rows a fast pan skews most) are then chosen again with the rolling
