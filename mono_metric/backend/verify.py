@@ -148,7 +148,7 @@ def refine_icp(source: o3d.t.geometry.PointCloud, target: o3d.t.geometry.PointCl
     if n < 30 or len(target.point.positions) < 30 or "normals" not in target.point:
         return T_target_source, np.eye(6), 0.0
     # Every ICP_SOURCE_STRIDE-th source point (the voxel grid is in lexicographic order: an even spread) for the
-    # iterations; the information from all of them.
+    # iterations; the information from the whole cloud, estimated by :func:`information` (INFO_SOURCE_STRIDE).
     sparse = source.select_by_index(o3c.Tensor(np.arange(0, n, ICP_SOURCE_STRIDE, dtype=np.int64)))
     T, fitness, _ = point_to_plane_icp(sparse, target, T_target_source, 3.0 * voxel_m, iterations=10, index=index)
     moved = np.linalg.norm((inv_se3(T_target_source) @ T)[:3, 3])

@@ -19,6 +19,7 @@ import numpy as np
 import open3d as o3d
 import open3d.core as o3c
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from mono_metric.camera import Camera
 
@@ -96,13 +97,10 @@ def _pairs(source_xyz: np.ndarray, tree: cKDTree, max_corr_m: float) -> tuple[np
 
 
 def _small_se3(xi: np.ndarray) -> np.ndarray:
-    """(4, 4) exp of a (6,) increment (rotation, translation): Rodrigues rotation, translation as given."""
-    w, t = xi[:3], xi[3:]
-    a = np.linalg.norm(w)
-    W = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
-    R = np.eye(3) + W if a < 1e-12 else np.eye(3) + np.sin(a) / a * W + (1 - np.cos(a)) / a ** 2 * W @ W
+    """(4, 4) transform of a (6,) increment (rotation vector, translation): the translation as given (Open3D's
+    point-to-plane update)."""
     T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, t
+    T[:3, :3], T[:3, 3] = Rotation.from_rotvec(xi[:3]).as_matrix(), xi[3:]
     return T
 
 
