@@ -20,18 +20,17 @@ from typing import Callable
 import cv2
 import numpy as np
 import open3d.core as o3c
-import torch
 
 from mono_metric import odometry_state
 from mono_metric.camera import Camera
 from mono_metric.backend import Backend
 from mono_metric.config import BackendConfig, TrackingConfig
 from mono_metric.errors import InputError
-from mono_metric.tracking.features import make_frontend, merge_corners
+from mono_metric.tracking.features import make_frontend, merge_corners, take_rows
 from mono_metric.geometry import (depth_at_image_time, depth_at_pixels, inv_se3, median_filtered_depth, nearest_pixels,
                                    repose_points, rotation_angle_rad)
 from mono_metric.tracking import refine_pose_lm, refine_pose_opencv, solve_pnp_ransac
-from mono_metric.tracking.dense import DenseReference, photometric_refine
+from mono_metric.tracking.dense import DenseReference, refine_against_keyframe
 from mono_metric.tracking.essential import hybrid_pose
 from mono_metric.tracking.icp import DepthCloud, refine_pose_icp
 from mono_metric.tracking.rolling import body_twist_per_s, derolled_points, rolling_pose
@@ -169,7 +168,7 @@ class Odometry:
         uv, good = self.frontend.find(self._prev_gray, gray, self._uv, self._desc)
         t1 = time.perf_counter()
         self.timings_s["features"] += t1 - t0
-        uv, xyz, desc = uv[good], self._xyz[good], _take(self._desc, good)
+        uv, xyz, desc = uv[good], self._xyz[good], take_rows(self._desc, good)
         tracked = int(good.sum())
         if tracked < cfg.min_inliers:
             return TrackResult(guess, "lost", 0, tracked)
@@ -192,27 +191,16 @@ class Odometry:
                                          cfg.hybrid_max_pnp_ratio, cfg.min_inliers, cfg.hybrid_translation,
                                          cfg.ransac_reproj_px, cfg.hybrid_max_rotation_diff_deg)
         if cfg.dense_refine and self._dense_ref is not None:  # photometric alignment to the keyframe
-            T_cam_world = self._dense_refine(T_cam_world, gray)
+            T_cam_world = refine_against_keyframe(self._dense_ref, gray, T_cam_world, self._kf.T_world_cam, cfg,
+                                                  self._kf.depth_scale)
         T_world_cam = inv_se3(T_cam_world)
         self.timings_s["pose"] += time.perf_counter() - t1
         if self._implausible(T_world_cam):
             return TrackResult(guess, "lost", len(inl), tracked)
-        self._uv, self._xyz, self._desc = uv[inl], xyz[inl], _take(desc, inl)
+        self._uv, self._xyz, self._desc = uv[inl], xyz[inl], take_rows(desc, inl)
         self._lm = self._lm[good][inl]
         status = "reinitialised" if self._lost else "ok"
         return TrackResult(T_world_cam, status, len(inl), tracked)
-
-    def _dense_refine(self, T_cam_world: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        """The pose refined photometrically against the keyframe; kept where it lowers the photometric cost and
-        stays within ``dense_max_change_m``/``_deg`` of the feature pose (its time counts as 'pose')."""
-        cfg, T_world_kf = self.config, self._kf.T_world_cam
-        res = photometric_refine(self._dense_ref, gray, T_cam_world @ T_world_kf, cfg.dense_finest_level,
-                                 cfg.dense_iterations, cfg.dense_huber, depth_scale=self._kf.depth_scale)
-        change = inv_se3(T_cam_world @ T_world_kf) @ res.T_cur_ref
-        if not (res.cost_final < res.cost_init and np.linalg.norm(change[:3, 3]) < cfg.dense_max_change_m
-                and np.degrees(rotation_angle_rad(change[:3, :3])) < cfg.dense_max_change_deg):
-            return T_cam_world
-        return res.T_cur_ref @ inv_se3(T_world_kf)
 
     def _implausible(self, T_world_cam: np.ndarray) -> bool:
         """A jump far beyond the keyframe's scene depth (a PnP failure that passed RANSAC)."""
@@ -261,7 +249,7 @@ class Odometry:
                                       cfg.rolling_shutter_ms / 1e3)  # in the middle row's camera
         self._uv = np.ascontiguousarray(uv[keep], dtype=np.float32)
         self._xyz = xyz_cam @ T[:3, :3].T + T[:3, 3]
-        self._desc = _take(desc, keep)
+        self._desc = take_rows(desc, keep)
         self._lm = np.arange(int(keep.sum()))
         self._kf = Keyframe(index, timestamp, T.copy(), self._xyz.copy(), float(np.median(z[keep])))
         self.map.add_keyframe(self._kf)
@@ -414,9 +402,3 @@ class Odometry:
         """The keyframes made so far (index, timestamp, pose, 3D corners)."""
         return list(self.map.keyframes)
 
-
-def _take(desc, index: np.ndarray):
-    """Rows of a descriptor tensor (or None) selected by a numpy mask or index array."""
-    if desc is None:
-        return None
-    return desc[torch.from_numpy(np.asarray(index)).to(desc.device)]

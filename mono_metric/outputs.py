@@ -190,3 +190,20 @@ class TrajectoryFiles:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def status_spans(statuses: list[str], value: str) -> list[list[int]]:
+    """[first, last] frame index of each run of ``value``."""
+    spans: list[list[int]] = []
+    for i, s in enumerate(statuses):
+        if s == value:
+            if spans and spans[-1][1] == i - 1:
+                spans[-1][1] = i
+            else:
+                spans.append([i, i])
+    return spans
+
+
+def read_partial_trajectory(out_dir: str | Path) -> Trajectory:
+    """The TUM trajectory written so far in ``out_dir`` (also after an interrupted run)."""
+    return Trajectory.read_tum(Path(out_dir) / "trajectory_tum.txt")

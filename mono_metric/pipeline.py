@@ -34,9 +34,8 @@ from mono_metric.eval.trajectory import evaluate_trajectory
 from mono_metric.geometry import inv_se3
 from mono_metric.mapping.tsdf import PointCloudAccumulator, TSDFMap, mesh_accuracy, save_geometry
 from mono_metric.odometry import Odometry
-from mono_metric.outputs import TrajectoryFiles, write_json
+from mono_metric.outputs import TrajectoryFiles, status_spans, write_json
 from mono_metric.resume import clear_snapshots, load_snapshot, save_snapshot, sequence_fingerprint
-from mono_metric.types import Trajectory
 from mono_metric.undistort import CameraAdjusted
 from mono_metric.viz.report import write_report
 
@@ -262,7 +261,7 @@ class OdometryPipeline:
             files.write_all(odo.trajectory(), odo.keyframes())
         n = len(statuses)
         summary = {"sequence": seq.name, "frames": n, "keyframes": len(odo.keyframes()), "resumed_at_frame": start,
-                   "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": _spans(statuses, "lost"),
+                   "lost_frames": statuses.count("lost"), "invalid_depth_calls": invalid_depth, "lost_spans": status_spans(statuses, "lost"),
                    "camera": self.camera_info, "depth_source": self.config.depth.source, "out_dir": str(self.out_dir),
                    "warnings": warnings}
         if stopped_by is not None:
@@ -386,20 +385,3 @@ class OdometryPipeline:
                 self.write_errors.append(f"cannot write depth previews such as {path}")
                 tqdm.write(f"warning: cannot write the depth preview {path}; check that {path.parent} is a writable "
                            "folder", file=sys.stderr)
-
-
-def _spans(statuses: list[str], value: str) -> list[list[int]]:
-    """[first, last] frame index of each run of ``value``."""
-    spans: list[list[int]] = []
-    for i, s in enumerate(statuses):
-        if s == value:
-            if spans and spans[-1][1] == i - 1:
-                spans[-1][1] = i
-            else:
-                spans.append([i, i])
-    return spans
-
-
-def read_partial_trajectory(out_dir: str | Path) -> Trajectory:
-    """The TUM trajectory written so far in ``out_dir`` (also after an interrupted run)."""
-    return Trajectory.read_tum(Path(out_dir) / "trajectory_tum.txt")

@@ -8,7 +8,7 @@ import pytest
 
 from mono_metric import Trajectory
 from mono_metric.cli import main
-from mono_metric.pipeline import read_partial_trajectory
+from mono_metric.outputs import read_partial_trajectory
 
 
 def test_eval_cli(tmp_path, capsys):

@@ -11,7 +11,7 @@ from mono_metric import Trajectory, load_sequence
 from mono_metric.cli import build_parser, default_threads, main
 from mono_metric.depth.sources import TINY_REAL_WARNING, default_depth_source
 from mono_metric.depth.weights import OFFICIAL_WEIGHTS
-from mono_metric.pipeline import read_partial_trajectory
+from mono_metric.outputs import read_partial_trajectory
 
 
 def _subparsers(parser):

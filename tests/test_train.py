@@ -12,7 +12,7 @@ from mono_metric.depth.weights import load_state_dict
 from mono_metric.errors import InputError
 from mono_metric.eval.depth import depth_metrics
 from mono_metric.train.config import train_config_from_dict
-from mono_metric.train.data import canonical_view, hfov_to_fx, make_batch, render_synthetic
+from mono_metric.train.data import canonical_view, hfov_to_fx, image_effects, make_batch, render_synthetic
 from mono_metric.train.trainer import batch_crop, draw_batch, load_trained, train
 
 
@@ -76,9 +76,30 @@ def test_train_config_validation():
     for bad, key in (({"cstm": "labels"}, "cstm"), ({"data": {"synthetic": {"hfov_deg": [90, 40]}}}, "hfov_deg"),
                      ({"loss": {"silog": -1.0}}, "loss.silog"), ({"crop_hw": [160]}, "crop_hw"),
                      ({"optimizer": "sgd"}, "optimizer"), ({"model": "unet"}, "model"),
-                     ({"data": {"synthetic": {"sequences_per_scene": 0}}}, "no training frames")):
+                     ({"data": {"synthetic": {"sequences_per_scene": 0}}}, "no training frames"),
+                     ({"data": {"synthetic": {"realism": ["kinect"]}}}, "data.synthetic.realism"),
+                     ({"data": {"synthetic": {"realism": [False, "kitti"]}}}, "quote 'off'")):
         with pytest.raises(InputError, match=key):
             train_config_from_dict(bad)
+
+
+def test_training_realism_changes_the_image_and_keeps_exact_labels():
+    """A preset's camera effects reach the training images; its depth-sensor effects never reach the labels."""
+    plain = render_synthetic("room", [4], 2, (70.0, 70.0), (160, 160), np.random.default_rng(0))
+    tum = render_synthetic("room", [4], 2, (70.0, 70.0), (160, 160), np.random.default_rng(0), realism=("tum",))
+    for a, b in zip(plain, tum):
+        assert np.array_equal(a.depth_m > 0, b.depth_m > 0)  # no sensor holes or range limits
+        # the rolling shutter's exact depth (each row at its own pose), no sensor noise or disparity steps
+        rel = np.abs(b.depth_m - a.depth_m)[a.depth_m > 0] / a.depth_m[a.depth_m > 0]
+        assert 0 < np.median(rel) < 0.02
+        assert np.abs(a.image.astype(float) - b.image.astype(float)).mean() > 2.0
+    effects = image_effects("tum")
+    assert effects.readout_ms == 25.0 and effects.exposure_ms == 12.0 and not effects.depth_enabled
+    mixed = render_synthetic("room", range(4, 10), 1, (70.0, 70.0), (160, 160), np.random.default_rng(0),
+                             realism=("off", "phone"))
+    seqs = [render_synthetic("room", [k], 1, (70.0, 70.0), (160, 160), np.random.default_rng(0))[0] for k in range(4, 10)]
+    same = [np.array_equal(m.image, q.image) for m, q in zip(mixed, seqs)]
+    assert 0 < sum(same) < len(same)  # one preset drawn per sequence: some plain, some 'phone'
 
 
 def _tiny_cfg(steps: int, cstm: str = "label"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mono_metric.geometry import depth_at_pixels
+from mono_metric.geometry import depth_at_pixels, inv_se3, rotation_angle_rad
 
 
 @dataclass
@@ -225,3 +225,28 @@ def _exp_se3(xi: np.ndarray) -> np.ndarray:
     T[:3, :3] = cv2.Rodrigues(np.asarray(xi[3:6], dtype=np.float64).reshape(3, 1))[0]
     T[:3, 3] = xi[:3]
     return T
+
+
+def refine_against_keyframe(ref: DenseReference, gray: np.ndarray, T_cam_world: np.ndarray, T_world_kf: np.ndarray,
+                            cfg, depth_scale: float = 1.0) -> np.ndarray:
+    """A feature pose refined photometrically against its keyframe, with the ``dense_*`` settings of a
+    :class:`~mono_metric.config.TrackingConfig` ``cfg``.
+
+    Args:
+        ref: the keyframe's pixels (:meth:`DenseReference.build`).
+        gray: (H, W) uint8 current image.
+        T_cam_world: (4, 4) feature pose of the current image.
+        T_world_kf: (4, 4) pose of the keyframe.
+        depth_scale: scale applied to the keyframe's depth.
+
+    Returns:
+        (4, 4) ``T_cam_world``: the refined pose where it lowers the photometric cost and stays within
+        ``dense_max_change_m`` / ``dense_max_change_deg`` of the feature pose, else the feature pose.
+    """
+    res = photometric_refine(ref, gray, T_cam_world @ T_world_kf, cfg.dense_finest_level, cfg.dense_iterations,
+                             cfg.dense_huber, depth_scale=depth_scale)
+    change = inv_se3(T_cam_world @ T_world_kf) @ res.T_cur_ref
+    if not (res.cost_final < res.cost_init and np.linalg.norm(change[:3, 3]) < cfg.dense_max_change_m
+            and np.degrees(rotation_angle_rad(change[:3, :3])) < cfg.dense_max_change_deg):
+        return T_cam_world
+    return res.T_cur_ref @ inv_se3(T_world_kf)

@@ -287,3 +287,10 @@ def make_frontend(config: TrackingConfig):
         return DiskFrontend(config.feature_weights, config.max_features, config.sift_ratio, config.device, lightglue)
     return KltFrontend(config.max_features, config.min_distance_px, config.klt_window_px,
                        refine_window_px=config.klt_refine_window_px)
+
+
+def take_rows(desc: torch.Tensor | None, index: np.ndarray) -> torch.Tensor | None:
+    """Rows of a (N, D) descriptor tensor (or None) selected by a numpy mask or index array."""
+    if desc is None:
+        return None
+    return desc[torch.from_numpy(np.asarray(index)).to(desc.device)]

@@ -27,6 +27,9 @@ class SyntheticDataConfig:
         hfov_deg: [min, max] horizontal field of view drawn per sequence.
         street_width_px, room_width_px: [min, max] image width drawn per sequence.
         seed: first scene seed (validation uses seeds from ``seed + 100000``).
+        realism: camera-effect presets (docs/realism.md), one drawn per sequence (validation too);
+            ``['off']`` renders perfect pinhole frames. Depth-sensor effects of a preset are dropped: the labels
+            stay the exact rendered depth.
     """
 
     scenes: list = field(default_factory=lambda: ["street", "room"])
@@ -36,8 +39,15 @@ class SyntheticDataConfig:
     street_width_px: list = field(default_factory=lambda: [480, 640])
     room_width_px: list = field(default_factory=lambda: [256, 384])
     seed: int = 0
+    realism: list = field(default_factory=lambda: ["off"])
 
     def validate(self) -> None:
+        from mono_metric.datasets.synthetic.realism import PRESETS
+
+        if not self.realism or any(r not in PRESETS for r in self.realism):
+            hint = " (quote 'off': YAML reads a bare off as false)" if False in self.realism else ""
+            raise InputError(f"config data.synthetic.realism={self.realism!r} must list presets among "
+                             f"{', '.join(PRESETS)}{hint}")
         if not self.scenes or any(s not in ("street", "room") for s in self.scenes):
             raise InputError(f"config data.synthetic.scenes={self.scenes!r} must list 'street' and/or 'room'")
         check_range("data.synthetic.sequences_per_scene", self.sequences_per_scene, 0, 100000)

@@ -11,6 +11,7 @@ into network-ready crops in one of three modes:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from mono_metric.camera import Camera
 from mono_metric.datasets import load_sequence
 from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence
+from mono_metric.datasets.synthetic.realism import RealismConfig, realism_from_options
 from mono_metric.depth.canonical import IMAGENET_MEAN_255, IMAGENET_STD_255, cstm_image
 from mono_metric.errors import InputError
 
@@ -53,13 +55,21 @@ def hfov_to_fx(width_px: int, hfov_deg: float) -> float:
     return 0.5 * width_px / math.tan(math.radians(hfov_deg) / 2)
 
 
+def image_effects(preset: str) -> RealismConfig:
+    """The camera effects of a realism preset without its depth-sensor effects (labels stay exact)."""
+    cfg = realism_from_options(preset, {}, "data.synthetic.realism")
+    depth_keys = ("depth_noise", "depth_disparity_step_px", "depth_min_m", "depth_max_m", "hole_edge_px",
+                  "hole_dark_level", "hole_dropout")
+    return dataclasses.replace(cfg, **{k: getattr(RealismConfig(), k) for k in depth_keys})
+
+
 _ASPECT = {"street": 376 / 1241, "room": 480 / 640}
 _FRAME_STRIDE = {"street": 3, "room": 12}
 
 
 def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tuple[float, float],
                      width_px: tuple[int, int], rng: np.random.Generator, fixed_hfov: float | None = None,
-                     progress: bool = False) -> list[Sample]:
+                     progress: bool = False, realism: tuple[str, ...] = ("off",)) -> list[Sample]:
     """Render frames of synthetic sequences with a random camera per sequence.
 
     Args:
@@ -71,6 +81,7 @@ def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tupl
         rng: draws the cameras.
         fixed_hfov: use this field of view instead of drawing one.
         progress: show a progress bar over the rendered frames.
+        realism: camera-effect presets, one drawn per sequence; their depth-sensor effects are dropped.
 
     Returns:
         ``len(seeds) * frames_per_sequence`` samples.
@@ -84,8 +95,9 @@ def render_synthetic(scene: str, seeds, frames_per_sequence: int, hfov_deg: tupl
         width = int(rng.integers(width_px[0], width_px[1] + 1)) // 2 * 2
         height = int(round(width * _ASPECT[scene] / 2)) * 2
         hfov = fixed_hfov if fixed_hfov is not None else float(rng.uniform(*hfov_deg))
+        effects = image_effects(realism[int(rng.integers(len(realism)))] if len(realism) > 1 else realism[0])
         cfg = SyntheticConfig(scene=scene, seed=int(seed), frames=frames_per_sequence * stride, width=width,
-                              height=height, fx=hfov_to_fx(width, hfov))
+                              height=height, fx=hfov_to_fx(width, hfov), realism=effects)
         seq = SyntheticSequence(cfg)
         for i in range(0, len(seq), stride):
             f = seq[i]

@@ -65,10 +65,13 @@ def synthetic_samples(cfg, val: bool = False, frames: int | None = None, sequenc
         widths = cfg.street_width_px if scene == "street" else cfg.room_width_px
         key = dict(scene=scene, seeds=[first, n], frames=frames or cfg.frames_per_sequence, hfov=list(cfg.hfov_deg),
                    widths=list(widths), fixed_hfov=fixed_hfov, version=1)
+        if list(cfg.realism) != ["off"]:  # keeps the keys (and caches) of plain renders unchanged
+            key["realism"] = list(cfg.realism)
         rng = np.random.default_rng([first, 7])
         what = f"{'validation' if val else 'training'} data ({scene}, {n} sequences x {key['frames']} frames)"
         out += _cached(key, lambda: render_synthetic(scene, range(first, first + n), key["frames"], cfg.hfov_deg,
-                                                     widths, rng, fixed_hfov, progress=progress), what)
+                                                     widths, rng, fixed_hfov, progress=progress,
+                                                     realism=tuple(cfg.realism)), what)
     return out
 
 
