@@ -173,7 +173,8 @@ class Odometry:
         if tracked < cfg.min_inliers:
             return TrackResult(guess, "lost", 0, tracked)
         img = uv.astype(np.float64)
-        pnp = solve_pnp_ransac(xyz, img, self._K, cfg.ransac_reproj_px, cfg.min_inliers, inv_se3(guess))
+        pnp = solve_pnp_ransac(xyz, img, self._K, cfg.ransac_reproj_px, cfg.min_inliers, inv_se3(guess),
+                               solver=cfg.pnp_solver)
         if not pnp.ok:
             return TrackResult(guess, "lost", len(pnp.inliers), tracked)
         inl = pnp.inliers

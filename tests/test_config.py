@@ -39,6 +39,7 @@ def test_repo_configs_load(tmp_path):
     ({"tracking": {"ba_huber": -1.0}}, "tracking.ba_huber"),
     ({"depth": {"degrade_seed": -3}}, "depth.degrade_seed"),
     ({"depth": {"degrade_seed": 1.5}}, "depth.degrade_seed"),
+    ({"tracking": {"pnp_solver": "p3p"}}, "tracking.pnp_solver"),
 ])
 def test_bad_values_name_the_key(data, match):
     with pytest.raises(InputError, match=match):

@@ -23,10 +23,11 @@ def _errors(T_true, T_est):
     return np.degrees(rotation_angle_rad(E[:3, :3])), np.linalg.norm(E[:3, 3])
 
 
-@pytest.mark.parametrize("refine", [refine_pose_opencv, refine_pose_lm])
-def test_pnp_with_30_percent_outliers(rng, refine):
+@pytest.mark.parametrize("refine,solver", [(refine_pose_opencv, "iterative"), (refine_pose_lm, "iterative"),
+                                           (refine_pose_opencv, "ap3p")])
+def test_pnp_with_30_percent_outliers(rng, refine, solver):
     T, pw, uv, outlier = _scene(rng)
-    res = solve_pnp_ransac(pw, uv, K, threshold_px=1.5, min_inliers=25)
+    res = solve_pnp_ransac(pw, uv, K, threshold_px=1.5, min_inliers=25, solver=solver)
     assert res.ok
     inl = np.zeros(len(uv), bool)
     inl[res.inliers] = True

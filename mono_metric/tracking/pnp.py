@@ -31,8 +31,12 @@ class PnPResult:
     inliers: np.ndarray
 
 
+_PNP_SOLVERS = {"iterative": cv2.SOLVEPNP_ITERATIVE, "ap3p": cv2.SOLVEPNP_AP3P}
+
+
 def solve_pnp_ransac(points_world: np.ndarray, pixels: np.ndarray, K: np.ndarray, threshold_px: float,
-                     min_inliers: int, T_guess: np.ndarray | None = None, iterations: int = 200) -> PnPResult:
+                     min_inliers: int, T_guess: np.ndarray | None = None, iterations: int = 200,
+                     solver: str = "iterative") -> PnPResult:
     """PnP inside RANSAC.
 
     Args:
@@ -41,7 +45,10 @@ def solve_pnp_ransac(points_world: np.ndarray, pixels: np.ndarray, K: np.ndarray
         K: (3, 3) intrinsics.
         threshold_px: inlier reprojection threshold.
         min_inliers: fewer inliers make the result not ok.
-        T_guess: optional (4, 4) ``T_cam_world`` initial guess.
+        T_guess: optional (4, 4) ``T_cam_world`` initial guess (used by the 'iterative' solver).
+        iterations: RANSAC iterations at most.
+        solver: minimal solver of each sample: 'iterative' (5 points, OpenCV's LM) or 'ap3p' (4 points; OpenCV
+            then fits EPnP on the inliers).
     """
     obj = np.ascontiguousarray(points_world, dtype=np.float64)
     img = np.ascontiguousarray(pixels, dtype=np.float64)
@@ -55,7 +62,7 @@ def solve_pnp_ransac(points_world: np.ndarray, pixels: np.ndarray, K: np.ndarray
     ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, rvec0.copy(), guess[:3, 3].reshape(3, 1).copy(),
                                              T_guess is not None, iterationsCount=iterations,
                                              reprojectionError=threshold_px, confidence=0.999,
-                                             flags=cv2.SOLVEPNP_ITERATIVE)
+                                             flags=_PNP_SOLVERS[solver])
     if not ok or inl is None or len(inl) < min_inliers:
         return fallback
     R, _ = cv2.Rodrigues(rvec)
