@@ -3,10 +3,11 @@
 Trains the same small model (``mono_metric_tiny``) three ways -- no canonical transform, CSTM_label,
 CSTM_image -- on synthetic street and room frames whose horizontal field of view lies in a training
 range, then evaluates metric depth on held-out sequences (new seeds) rendered with fields of view
-inside and outside that range. Prints a Markdown table of AbsRel / delta1 per setting and FOV group
+inside and outside that range. Training and test frames carry the camera effects of the embedded model's
+recipe (``--realism``: one preset per sequence among perfect pinhole, KITTI-like and phone-like; labels exact). Prints a Markdown table of AbsRel / delta1 per setting and FOV group
 and writes ``results.json`` and ``table.md`` to ``--out``.
 
-    python benchmarks/cstm_ablation.py [--steps 500] [--out runs/cstm_ablation]
+    python benchmarks/cstm_ablation.py [--steps 300] [--realism off,kitti,phone] [--threads 1] [--out runs/cstm_ablation]
 
 Training checkpoints are kept: re-running resumes (or just re-evaluates) each setting.
 """
@@ -24,13 +25,13 @@ TEST_HFOV_DEG = (40.0, 65.0, 95.0)
 MODES = ("none", "label", "image")
 
 
-def ablation_config(mode: str, steps: int) -> dict:
+def ablation_config(mode: str, steps: int, realism: list[str], threads: int) -> dict:
     return {
         "model": "mono_metric_tiny", "cstm": mode, "steps": steps, "batch_size": 8, "crop_hw": [128, 320],
-        "warmup_steps": 50, "val_every": steps, "checkpoint_every": 50, "seed": 0,
+        "warmup_steps": 50, "val_every": steps, "checkpoint_every": 50, "seed": 0, "threads": threads,
         "data": {"synthetic": {"scenes": ["street", "room"], "sequences_per_scene": 16, "frames_per_sequence": 20,
                                "hfov_deg": TRAIN_HFOV_DEG, "street_width_px": [448, 544],
-                               "room_width_px": [224, 320], "seed": 500},
+                               "room_width_px": [224, 320], "seed": 500, "realism": realism},
                  "val_sequences_per_scene": 1, "val_frames_per_sequence": 4, "max_depth_m": 80.0},
     }
 
@@ -41,11 +42,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/cstm_ablation")
     ap.add_argument("--test-sequences", type=int, default=2, help="held-out sequences per scene and FOV")
     ap.add_argument("--test-frames", type=int, default=5, help="frames per held-out sequence")
+    ap.add_argument("--realism", default="off,kitti,phone", help="camera-effect presets, one drawn per sequence")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the training")
     args = ap.parse_args()
     out = Path(args.out)
-    results: dict = {"train_hfov_deg": TRAIN_HFOV_DEG, "steps": args.steps, "settings": {}}
+    realism = args.realism.split(",")
+    results: dict = {"train_hfov_deg": TRAIN_HFOV_DEG, "steps": args.steps, "realism": realism, "settings": {}}
     for mode in MODES:
-        cfg = train_config_from_dict(ablation_config(mode, args.steps))
+        cfg = train_config_from_dict(ablation_config(mode, args.steps, realism, args.threads))
         print(f"== training cstm={mode} ({args.steps} steps)")
         train(cfg, out / mode, resume=True)
         model, _ = load_trained(out / mode / "model.pt")
@@ -67,7 +71,8 @@ def main() -> None:
     table = "\n".join(lines)
     frames = next(iter(results["settings"]["label"].values()))["all"]["frames"]
     note = (f"AbsRel / delta1 of metric depth, mean over {frames} held-out frames per column "
-            f"(street and room, new seeds); training FOV {lo:g}-{hi:g} deg, {args.steps} steps per setting.")
+            f"(street and room, new seeds); training FOV {lo:g}-{hi:g} deg, {args.steps} steps per setting; "
+            f"camera effects {'/'.join(realism)}, one per sequence.")
     print(table)
     print(note)
     out.mkdir(parents=True, exist_ok=True)

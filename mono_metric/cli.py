@@ -150,6 +150,26 @@ def _print_summary(summary: dict) -> None:
     print(f"results in {summary['out_dir']}")
 
 
+DEMO_TARGETS = (("scale error", ("metrics", "ate", "scale_error"), 0.02, 100.0, "%"),
+                ("KITTI t_err", ("metrics", "kitti", "t_err_pct"), 2.0, 1.0, "%"),
+                ("mesh accuracy (median)", ("map", "accuracy_median_m"), 0.20, 100.0, " cm"))
+"""The embedded model's targets on the demo (issue 21): name, summary keys, bound, display factor, unit."""
+
+
+def _print_demo_targets(summary: dict) -> None:
+    """One line: each demo target with the measured value and whether it is met (the README's table)."""
+    cells = []
+    for name, keys, bound, factor, unit in DEMO_TARGETS:
+        value = summary
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        if value is not None:
+            cells.append(f"{name} {factor * value:.2f}{unit} (target <= {factor * bound:g}{unit}: "
+                         f"{'met' if value <= bound else 'missed'})")
+    if cells:
+        print("demo targets of the embedded model: " + "; ".join(cells))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mono_metric.datasets import SyntheticConfig, SyntheticSequence
     from mono_metric.pipeline import OdometryPipeline
@@ -175,6 +195,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         summary = OdometryPipeline(seq, cfg, out, progress=not args.quiet, recorder=recorder).run()
         seq.export_mesh(out / "scene_gt_mesh.ply")
     _print_summary(summary)
+    if cfg.depth.source == "mono_metric_tiny":
+        _print_demo_targets(summary)
     if recorder is not None:
         print(f"rerun recording: {out / 'recording.rrd'} (open it with: rerun {out / 'recording.rrd'})")
     print(f"total {time.perf_counter() - t0:.1f} s; ground-truth scene mesh: {out / 'scene_gt_mesh.ply'}")

@@ -104,11 +104,25 @@ def test_run_shared_kitti_and_tum(shared_data, tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "k2" / "metrics.json").read_text())["frames"] == 12
 
 
+def test_demo_targets_line(capsys):
+    from mono_metric.cli import _print_demo_targets
+
+    _print_demo_targets({"metrics": {"ate": {"scale_error": 0.015}, "kitti": {"t_err_pct": 2.5}},
+                         "map": {"accuracy_median_m": 0.31}})
+    out = capsys.readouterr().out
+    assert "scale error 1.50% (target <= 2%: met)" in out and "KITTI t_err 2.50% (target <= 2%: missed)" in out
+    assert "mesh accuracy (median) 31.00 cm (target <= 20 cm: missed)" in out
+    _print_demo_targets({"metrics": {"ate": {"scale_error": 0.01}, "kitti": {"t_err_pct": None}}})
+    out = capsys.readouterr().out
+    assert "t_err" not in out and "mesh" not in out and "met" in out
+
+
 @pytest.mark.slow
 def test_demo_small(tmp_path, capsys):
     assert main(["demo", "--frames", "25", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ATE RMSE" in out and "mono_metric_tiny" in out and "mesh accuracy" in out
+    assert "demo targets of the embedded model: scale error" in out  # 25 frames: too short for KITTI t_err
     assert (tmp_path / "demo" / "scene_gt_mesh.ply").is_file() and (tmp_path / "demo" / "mesh.ply").is_file()
     from mono_metric.viz import read_recording
 
