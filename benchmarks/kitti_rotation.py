@@ -34,7 +34,7 @@ def main() -> None:
     cfg = load_config(args.config, {"depth": {"source": args.depth}, "mapping": {"enabled": False}})
     with tempfile.TemporaryDirectory() as out:
         summary = OdometryPipeline(seq, cfg, out, progress=False).run()
-        from mono_metric.pipeline import read_partial_trajectory
+        from mono_metric.outputs import read_partial_trajectory
 
         T_vo = read_partial_trajectory(out).T_world_cam
     T_5pt = five_point_odometry([seq[i].image for i in range(len(seq))], seq.camera).rotation_only
