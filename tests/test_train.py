@@ -164,3 +164,15 @@ def test_embedded_model_scale_follows_focal_length():
     d1, d2 = model.predict(f.image, f.camera).depth_m, model.predict(f.image, cam2).depth_m
     ok = (d1 > 0.5) & (d1 < 50)
     np.testing.assert_allclose(d2[ok] / d1[ok], 2.0, rtol=1e-3)
+
+
+def test_installer_refuses_a_model_whose_metric_scale_is_biased():
+    """A model with better AbsRel but a larger scale bias is refused: the odometry's trajectory length follows the
+    depth's scale (a 4 % bias gave a 7 % scale error on the demo)."""
+    from mono_metric.train.install import worse_reasons
+
+    shipped = {"street": {"abs_rel": 0.073, "d1": 0.95, "invalid_fraction": 0.0, "scale_bias": 0.01}}
+    biased = {"street": {"abs_rel": 0.064, "d1": 0.95, "invalid_fraction": 0.0, "scale_bias": -0.04}}
+    fine = {"street": {"abs_rel": 0.064, "d1": 0.95, "invalid_fraction": 0.0, "scale_bias": -0.015}}
+    assert [r for r in worse_reasons(biased, shipped) if "metric scale -4.0 %" in r]
+    assert worse_reasons(fine, shipped) == []

@@ -8,8 +8,10 @@ shipped ``mono_metric/depth/assets/mono_metric_tiny.pt`` are then evaluated on t
 set (street and room, :data:`VAL_SEEDS` x :data:`VAL_FRAMES`, full-size frames, ``predict`` at the default
 input size; the test seeds 777-779 of docs/models.md stay untouched). It replaces the shipped file only
 when, in each scene, its AbsRel is at most ``1 + TOLERANCE`` times the shipped one's and its delta1 at
-most ``D1_TOLERANCE`` lower, and its share of pixels with depth <= 0 (dropped by the pipeline) at most
-``INVALID_TOLERANCE`` higher; the replaced file is kept beside it as ``mono_metric_tiny.pt.bak-TIMESTAMP``
+most ``D1_TOLERANCE`` lower, its share of pixels with depth <= 0 (dropped by the pipeline) at most
+``INVALID_TOLERANCE`` higher, and its metric scale bias (the median over frames of each frame's median
+predicted / true depth, minus 1: the odometry's trajectory length follows it) at most ``SCALE_TOLERANCE`` larger
+in magnitude; the replaced file is kept beside it as ``mono_metric_tiny.pt.bak-TIMESTAMP``
 (outside the package data, which takes ``*.pt``).
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ VAL_FRAMES = (0, 15, 29)
 TOLERANCE = 0.02
 D1_TOLERANCE = 0.01
 INVALID_TOLERANCE = 0.001
+SCALE_TOLERANCE = 0.01
 
 
 def validation_frames(seeds=VAL_SEEDS, frames=VAL_FRAMES) -> dict[str, list]:
@@ -71,16 +74,18 @@ def evaluate_file(path: str | Path, frames: dict[str, list], max_depth_m: float 
     model = Metric3D.from_pretrained(MODEL, weights=path, allow_download=False)
     result = {}
     for scene, items in frames.items():
-        ms, invalid = [], []
+        ms, invalid, ratios = [], [], []
         for image, camera, gt in items:
             pred = model.predict(image, camera).depth_m
             if not np.isfinite(pred).all():
                 raise InputError(f"{path} fails validation: non-finite depth on a {scene} frame")
             invalid.append(float((pred <= 0).mean()))
+            valid = (gt > 0) & (gt <= max_depth_m) & (pred > 0)
+            ratios.append(float(np.median(pred[valid] / gt[valid])) if valid.any() else 0.0)
             ms.append(depth_metrics(pred, gt, max_depth_m=max_depth_m))  # depth <= 0 is clamped: a large error
         result[scene] = {"abs_rel": float(np.mean([m["abs_rel"] for m in ms])),
                          "d1": float(np.mean([m["d1"] for m in ms])), "invalid_fraction": float(np.mean(invalid)),
-                         "frames": len(ms)}
+                         "scale_bias": float(np.median(ratios)) - 1.0, "frames": len(ms)}
     return result
 
 
@@ -97,6 +102,9 @@ def worse_reasons(candidate: dict, shipped: dict, tolerance: float = TOLERANCE,
         if c["invalid_fraction"] > s["invalid_fraction"] + INVALID_TOLERANCE:
             reasons.append(f"{scene} {100 * c['invalid_fraction']:.2f} % of pixels with depth <= 0 (shipped "
                            f"{100 * s['invalid_fraction']:.2f} %)")
+        if abs(c["scale_bias"]) > abs(s["scale_bias"]) + SCALE_TOLERANCE:
+            reasons.append(f"{scene} metric scale {100 * c['scale_bias']:+.1f} % (shipped {100 * s['scale_bias']:+.1f} %; "
+                           f"+{100 * SCALE_TOLERANCE:g} points allowed: the odometry's scale follows it)")
     return reasons
 
 
@@ -147,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for scene in report["shipped"]:
         c, s = report["candidate"][scene], report["shipped"][scene]
-        print(f"{scene}: AbsRel {s['abs_rel']:.3f} -> {c['abs_rel']:.3f}, delta1 {s['d1']:.3f} -> {c['d1']:.3f} "
-              f"({c['frames']} frames)")
+        print(f"{scene}: AbsRel {s['abs_rel']:.3f} -> {c['abs_rel']:.3f}, delta1 {s['d1']:.3f} -> {c['d1']:.3f}, "
+              f"scale bias {100 * s['scale_bias']:+.1f} % -> {100 * c['scale_bias']:+.1f} % ({c['frames']} frames)")
     if report["worse"]:
         print("worse (--allow-worse): " + "; ".join(report["worse"]))
     print(f"replaced {args.target} (backup {report['backup']})" if report["installed"]
