@@ -12,15 +12,19 @@ the ``kitti`` preset (global shutter, 2 ms exposure, gain, vignetting, noise), t
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import save_table
-from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence
-from mono_metric.depth import Metric3D
-from mono_metric.eval.depth import depth_metrics
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save_table  # noqa: E402
+
+from mono_metric.datasets.synthetic import SyntheticConfig, SyntheticSequence  # noqa: E402
+from mono_metric.depth import Metric3D  # noqa: E402
+from mono_metric.eval.depth import depth_metrics  # noqa: E402
 
 TEST_SEEDS = tuple(range(5000, 5010))
 FRAMES = (0, 15, 29)

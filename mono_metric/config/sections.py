@@ -47,8 +47,6 @@ class DepthConfig:
             check_pair("depth.input_hw", self.input_hw, 1, 100000, integer=True, ordered=False)
 
 
-
-
 @dataclass
 class BackendConfig:
     """The SLAM back-end (:mod:`mono_metric.backend`): loop closure and relocalisation over the Map.

@@ -11,7 +11,6 @@ into network-ready crops in one of three modes:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +56,7 @@ def hfov_to_fx(width_px: int, hfov_deg: float) -> float:
 
 def image_effects(preset: str) -> RealismConfig:
     """The camera effects of a realism preset without its depth-sensor effects (labels stay exact)."""
-    cfg = realism_from_options(preset, {}, "data.synthetic.realism")
-    depth_keys = ("depth_noise", "depth_disparity_step_px", "depth_min_m", "depth_max_m", "hole_edge_px",
-                  "hole_dark_level", "hole_dropout")
-    return dataclasses.replace(cfg, **{k: getattr(RealismConfig(), k) for k in depth_keys})
+    return realism_from_options(preset, {}, "data.synthetic.realism").without_depth_effects()
 
 
 _ASPECT = {"street": 376 / 1241, "room": 480 / 640}

@@ -12,6 +12,7 @@ Every draw is seeded by (sequence seed, frame index, effect), so frames are repr
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -92,8 +93,17 @@ class RealismConfig:
 
     @property
     def depth_enabled(self) -> bool:
-        return bool(self.depth_noise or self.depth_disparity_step_px or self.depth_min_m or self.depth_max_m
-                    or self.hole_edge_px or self.hole_dark_level or self.hole_dropout)
+        return any(getattr(self, k) for k in DEPTH_SWITCHES)
+
+    def without_depth_effects(self) -> "RealismConfig":
+        """The same camera effects with every depth-sensor effect off (the depth stays the exact render)."""
+        off = RealismConfig()
+        return dataclasses.replace(self, **{k: getattr(off, k) for k in DEPTH_SWITCHES})
+
+
+DEPTH_SWITCHES = ("depth_noise", "depth_disparity_step_px", "depth_min_m", "depth_max_m", "hole_edge_px",
+                  "hole_dark_level", "hole_dropout")
+"""The :class:`RealismConfig` keys that switch a depth-sensor effect on (the others only shape them)."""
 
 
 # Named sets of effects (``realism=NAME`` in a synthetic spec). Values are typical of each camera, not fitted.
