@@ -16,6 +16,8 @@ is from full pipeline runs of the first room seed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from common import save_table
+import mono_metric.backend as backend_module
 from mono_metric import OdometryPipeline, load_config
 from mono_metric.datasets.base import Sequence
 from mono_metric.datasets.synthetic import SyntheticSequence
@@ -62,20 +65,44 @@ def config(scene: str, on: bool, mapping: bool = False, pose_graph: str | None =
                                                      "pose_graph": pose_graph or POSE_GRAPH}})
 
 
+@contextlib.contextmanager
+def exact_loop_measurements(odo: Odometry, gt_T_world_cam: np.ndarray):
+    """Inside, every loop registration between two of ``odo``'s keyframes that verifies gets the true relative
+    pose in place of its PnP pose (relocalisation queries are left alone): the ATE then shows what the pose graph
+    and the odometry's drift allow with perfect loop measurements."""
+    real = backend_module.register
+
+    def exact(camera, query, cand, *args, **kwargs):
+        reg = real(camera, query, cand, *args, **kwargs)
+        ids = [next((i for i, f in enumerate(odo.map.features) if f is x), None) for x in (query, cand)]
+        if reg.ok and None not in ids:
+            fq, fc = (odo.map.keyframes[i].index for i in ids)
+            reg = dataclasses.replace(reg, T_query_cand=inv_se3(gt_T_world_cam[fq]) @ gt_T_world_cam[fc])
+        return reg
+
+    backend_module.register = exact
+    try:
+        yield
+    finally:
+        backend_module.register = real
+
+
 def run_odometry(seq: Rendered, scene: str, on: bool, frames=None, pose_graph: str | None = None,
-                 config_override=None) -> tuple[Odometry, list, float]:
-    """Odometry over ``frames`` (default all; None entries are black frames): (odometry, results, CPU s)."""
+                 config_override=None, exact_loops: bool = False) -> tuple[Odometry, list, float]:
+    """Odometry over ``frames`` (default all; None entries are black frames): (odometry, results, CPU s).
+    ``exact_loops``: loop measurements replaced by the truth (:func:`exact_loop_measurements`)."""
     cfg = config(scene, on, pose_graph=pose_graph) if config_override is None else config_override
     src = make_depth_source(cfg.depth)
     odo = Odometry(cfg.tracking, seq.camera, max_depth_m=cfg.depth.max_depth_m, backend=cfg.backend)
     results = []
-    t0 = time.process_time()
-    for k, f in enumerate(seq.frames if frames is None else frames):
-        if f is None:
-            results.append(odo.track(np.zeros_like(seq.frames[0].image), float(k), np.zeros(seq.frames[0].image.shape[:2])))
-        else:
-            results.append(odo.track(f.image, f.timestamp if frames is None else float(k), lambda f=f: src(f)))
-    odo.finish()
+    with exact_loop_measurements(odo, seq.gt.T_world_cam) if exact_loops else contextlib.nullcontext():
+        t0 = time.process_time()
+        for k, f in enumerate(seq.frames if frames is None else frames):
+            if f is None:
+                results.append(odo.track(np.zeros_like(seq.frames[0].image), float(k), np.zeros(seq.frames[0].image.shape[:2])))
+            else:
+                results.append(odo.track(f.image, f.timestamp if frames is None else float(k), lambda f=f: src(f)))
+        odo.finish()
     return odo, results, time.process_time() - t0
 
 
@@ -85,8 +112,9 @@ def end_to_start_pct(gt, est) -> float:
     return 100.0 * float(np.linalg.norm(rel_est[:3, 3] - rel_gt[:3, 3])) / gt.path_length_m()
 
 
-def loop_rows(seeds: list[int], scenes: list[str], pose_graphs: list[str]) -> list[dict]:
-    """Per scene and seed: one run with the back-end off, then one per pose-graph library."""
+def loop_rows(seeds: list[int], scenes: list[str], pose_graphs: list[str], exact: bool = False) -> list[dict]:
+    """Per scene and seed: one run with the back-end off, then one per pose-graph library (``exact``: and one
+    with exact loop measurements, column ``ate_exact_loops_m``)."""
     rows = []
     for scene in scenes:
         for seed in seeds:
@@ -104,6 +132,9 @@ def loop_rows(seeds: list[int], scenes: list[str], pose_graphs: list[str]) -> li
                        "pruned": st["pruned"], "tracking_cpu_s": cpu - st["cpu_s"], "backend_cpu_s": st["cpu_s"],
                        "backend_share_pct": 100.0 * st["cpu_s"] / max(cpu - st["cpu_s"], 1e-9),
                        "tracking_cpu_off_s": cpu_off}
+                if exact:
+                    odo, _, _ = run_odometry(seq, scene, True, pose_graph=graph, exact_loops=True)
+                    row["ate_exact_loops_m"] = ate(seq.gt, odo.trajectory()).rmse_m
                 print(row, flush=True)
                 rows.append(row)
     return rows
@@ -216,6 +247,8 @@ def main() -> None:
     ap.add_argument("--scenes", default="block,room_loop", help="loop scenes of the 'loops' part")
     ap.add_argument("--pose-graphs", default="open3d,pypose_sim3",
                     help="backend.pose_graph values compared in the 'loops' part; the first is used elsewhere")
+    ap.add_argument("--exact-loops", action="store_true",
+                    help="'loops' part: also run with every loop measurement replaced by the true relative pose")
     ap.add_argument("--out", default="runs/loop_closure")
     args = ap.parse_args()
     out = Path(args.out)
@@ -226,7 +259,8 @@ def main() -> None:
     POSE_GRAPH = graphs[0]
     result = {}
     if "loops" in parts:
-        result["loops"] = loop_rows([int(s) for s in args.seeds.split(",")], args.scenes.split(","), graphs)
+        result["loops"] = loop_rows([int(s) for s in args.seeds.split(",")], args.scenes.split(","), graphs,
+                                    args.exact_loops)
         save_table(out / "loops", result["loops"], _lines(result["loops"]))
     if "noloop" in parts:
         result["no_loop"] = [r for p in args.no_loop_prior.split(",") for r in no_loop_rows(args.no_loop, p == "on")]

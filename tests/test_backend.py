@@ -271,3 +271,38 @@ def test_cli_loop_closure_flag(tmp_path):
     assert (tmp_path / "on" / "backend.json").is_file()
     assert main(["run", spec, "--depth", "gt", "--out", str(tmp_path / "off"), "--quiet", "--no-loop-closure"]) == 0
     assert not (tmp_path / "off" / "backend.json").exists()
+
+
+def test_two_way_registration_cancels_opposite_depth_scale_errors():
+    from dataclasses import replace
+
+    from mono_metric.backend.verify import two_way
+
+    seq = SyntheticSequence("synthetic:room?frames=40&seed=3&width=320&height=240")
+    query, cand = _features(seq[10]), _features(seq[0])  # 0.26 m apart
+
+    def poses(s_query: float, s_cand: float):
+        q, c = replace(query, depth_m=query.depth_m * s_query), replace(cand, depth_m=cand.depth_m * s_cand)
+        fwd = register(seq.camera, q, c, 3.0, 40, 0.25, 0.5)
+        assert fwd.ok
+        return fwd.T_query_cand, two_way(seq.camera, q, c, fwd.T_query_cand, 3.0, 40, 0.25, 0.5)
+
+    (fwd, both), (fwd_s, both_s) = poses(1.0, 1.0), poses(0.93, 1.07)
+    shift = lambda A, B: np.linalg.norm((inv_se3(A) @ B)[:3, 3])
+    # The forward pose scales with the candidate's depth (7 % of the baseline, ~2 cm); half-way between it and
+    # the reverse one (the query's 7 % too shallow depth) the two errors cancel.
+    assert shift(fwd, fwd_s) > 0.01 and shift(both, both_s) < 0.2 * shift(fwd, fwd_s)
+    no_depth = replace(query, depth_m=np.zeros_like(query.depth_m))  # the reverse fails: the forward pose stays
+    assert np.array_equal(two_way(seq.camera, no_depth, cand, fwd, 3.0, 40, 0.25, 0.5), fwd)
+
+
+def test_loop_edge_information_falls_with_the_square_of_its_baseline():
+    from mono_metric.backend import Backend
+    from mono_metric.camera import Camera
+
+    m = Map()
+    for k in range(20):  # keyframes 0.5 m apart on a line
+        m.add_keyframe(Keyframe(k, float(k), make_se3(np.eye(3), [0.5 * k, 0, 0]), np.zeros((0, 3))))
+    backend = Backend(load_config(None).backend, Camera(300, 300, 160, 120, 320, 240), m)
+    assert backend._baseline_weight(19, make_se3(np.eye(3), [0.3, 0, 0])) == 1.0  # shorter than a link
+    assert np.isclose(backend._baseline_weight(19, make_se3(np.eye(3), [0, 2.0, 0])), (0.5 / 2.0) ** 2)

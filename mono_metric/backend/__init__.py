@@ -20,7 +20,8 @@ import numpy as np
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask, thumbnail_descriptor
 from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
 from mono_metric.backend.verify import (DEPTH_STRIDE, depth_cloud, features_depth, information, orb_features,
-                                        refine_icp, register, relative_depth_scale, add_normals)
+                                        refine_icp, register, relative_depth_scale, two_way,
+                                        add_normals)
 from mono_metric.camera import Camera
 from mono_metric.geometry import inv_se3, rotation_angle_rad
 from mono_metric.tracking.icp import nearest_index
@@ -126,10 +127,9 @@ class Backend:
             m.odometry_scale[k] = None if ratio is None else ratio / m.scales[k - 1]
         if not cfg.loop_closure or k < cfg.exclude_recent:
             return None
-        best = None
+        verified = []  # (candidate, PnP inliers, T_c_k, T_k_c from the current poses)
         for c in self._candidates(k):
             self.stats["candidates"] += 1
-            T_k_c_guess = inv_se3(m.keyframes[k].T_world_cam) @ m.keyframes[c].T_world_cam
             reg = register(self.camera, self._describe(feat), self._describe(m.features[c]), cfg.reproj_px, cfg.min_inliers, cfg.min_inlier_ratio,
                            cfg.max_depth_error)
             if not reg.ok:
@@ -137,23 +137,18 @@ class Backend:
                 self.rejections[reg.reason] = self.rejections.get(reg.reason, 0) + 1
                 continue
             self.stats["verified"] += 1
-            if best is None or reg.inliers > best[1]:
-                best = (c, reg.inliers, inv_se3(reg.T_query_cand), T_k_c_guess)
+            verified.append((c, reg.inliers, inv_se3(reg.T_query_cand),
+                             inv_se3(m.keyframes[k].T_world_cam) @ m.keyframes[c].T_world_cam))
         previous, self._pending = self._pending, None
-        if best is None:
+        if not verified:
             return None
-        c, inliers, T_c_k_pnp, T_k_c_guess = best
-        # ICP only on the best verified candidate (the one kept: most PnP inliers), the back-end's dearest step.
-        if cfg.loop_icp:
-            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k_pnp, self._voxel(k),
-                                        cfg.icp_min_fitness, self._index(c))
-        else:
-            T_c_k, info = T_c_k_pnp, information(self._cloud(k), self._cloud(c), T_c_k_pnp, self._voxel(k), self._index(c))
-        correction = T_k_c_guess @ T_c_k  # the loop's correction of k's pose; identity when the poses agree
+        c, inliers, T_c_k, T_k_c_guess = max(verified, key=lambda v: v[1])  # the most PnP inliers
+        edge = self._loop_edge(k, c, T_c_k)
+        correction = T_k_c_guess @ edge.T_a_b  # the loop's correction of k's pose; identity when the poses agree
         self._pending = (k, correction)
         if (np.linalg.norm(correction[:3, 3]) < CONSISTENT_VOXELS * self._voxel(k)
                 and np.degrees(rotation_angle_rad(correction[:3, :3])) < CONSISTENT_DEG):
-            m.loops.append(LoopEdge(c, k, T_c_k, info))
+            m.loops.append(edge)
             return None  # consistent already: the edge is kept for later optimisations
         # The correction must be a plausible drift, and the previous keyframe verified the same correction.
         path = np.linalg.norm(np.diff(m.poses()[c:k + 1, :3, 3], axis=0), axis=1).sum()
@@ -164,7 +159,7 @@ class Backend:
         if previous is None or previous[0] != k - 1 or not _same_correction(previous[1], correction, self._voxel(k)):
             self.stats["inconsistent"] += 1
             return None
-        m.loops.append(LoopEdge(c, k, T_c_k, info))
+        m.loops.append(edge)
         t0 = time.perf_counter()
         before = m.poses()
         if not self._optimise():
@@ -172,6 +167,31 @@ class Backend:
         self.stats["closures"] += 1
         return LoopClosure(k, c, inliers, float(np.linalg.norm(m.keyframes[k].T_world_cam[:3, 3] - before[k, :3, 3])),
                            time.perf_counter() - t0)
+
+    def _loop_edge(self, k: int, c: int, T_c_k: np.ndarray) -> LoopEdge:
+        """The loop edge candidate ``c`` -> keyframe ``k`` from the PnP pose ``T_c_k`` (made two-way, refined by
+        ICP and weighted by its baseline as configured), with its information matrix."""
+        cfg = self.config
+        if cfg.loop_two_way:
+            T_c_k = inv_se3(two_way(self.camera, self.map.features[k], self.map.features[c], inv_se3(T_c_k),
+                                    cfg.reproj_px, cfg.min_inliers, cfg.min_inlier_ratio, cfg.max_depth_error))
+        if cfg.loop_icp:
+            T_c_k, info, _ = refine_icp(self._cloud(k), self._cloud(c, normals=True), T_c_k, self._voxel(k),
+                                        cfg.icp_min_fitness, self._index(c))
+        else:
+            info = information(self._cloud(k), self._cloud(c), T_c_k, self._voxel(k), self._index(c))
+        if cfg.loop_baseline_weight:
+            info = info * self._baseline_weight(k, T_c_k)
+        return LoopEdge(c, k, T_c_k, info)
+
+    def _baseline_weight(self, k: int, T_c_k: np.ndarray) -> float:
+        """Information factor of a loop edge with ``T_c_k``'s baseline: (median odometry link length /
+        baseline)^2, at most 1. A PnP pose on metric depth errs in proportion to its baseline, so a loop edge
+        spanning n links' length is as uncertain as n^2 links, not n."""
+        pos = self.map.poses()[:k + 1, :3, 3]
+        link = float(np.median(np.linalg.norm(np.diff(pos, axis=0), axis=1))) if k >= 1 else 0.0
+        baseline = float(np.linalg.norm(T_c_k[:3, 3]))
+        return 1.0 if baseline <= link or link <= 0.0 else (link / baseline) ** 2
 
     def _optimise(self) -> bool:
         """Optimise the pose graph and move the keyframes; False (map unchanged) when the newest loop is pruned."""

@@ -73,6 +73,11 @@ class BackendConfig:
         icp_min_fitness: ICP result kept when at least this fraction of points pair (else the PnP pose).
         loop_icp: refine a verified loop's PnP pose by ICP of the two keyframes' depth (False: the PnP pose is
             the loop measurement; the information matrix is computed at it either way).
+        loop_two_way: the loop measurement is the SE(3) midpoint of the registration in both directions (the
+            new keyframe's pixels against the candidate's depth, and the candidate's pixels against the new
+            keyframe's depth), averaging the two keyframes' independent depth errors.
+        loop_baseline_weight: scale a loop edge's information by (median odometry link length / its baseline)^2
+            (at most 1): a PnP pose on metric depth errs in proportion to its baseline.
         line_process: loop-edge prune threshold: Open3D's line-process weight (``open3d``) or the Cauchy
             kernel's weight (``pypose_sim3``) below which a loop is switched off (a wrong loop).
         pose_graph: pose-graph library and model: 'open3d' (SE(3), Open3D global optimisation with a line
@@ -100,6 +105,8 @@ class BackendConfig:
     icp_voxel_ratio: float = 0.02
     icp_min_fitness: float = 0.3
     loop_icp: bool = False
+    loop_two_way: bool = True
+    loop_baseline_weight: bool = True
     line_process: float = 0.25
     pose_graph: str = "open3d"
     scale_sigma: float = 0.05
