@@ -58,7 +58,7 @@ class Backend:
     def _costed(self):
         """Count the CPU (process) time of the block in ``stats['cpu_s']``; OpenCV runs single-threaded in it.
 
-        The back-end's OpenCV calls are small (ORB on one image, 1000 x 600 Hamming matches, PnP on ~100
+        The back-end's OpenCV calls are small (ORB on one image, 1000 x 1000 Hamming matches, PnP on ~100
         points): OpenCV's thread pool costs more CPU than it saves on them (measured on block seed 4: 0.68 ->
         0.58 s of back-end CPU with one thread). The caller's thread count is restored afterwards.
         """
