@@ -5,7 +5,8 @@ import pytest
 from mono_metric import load_config
 from mono_metric.backend.place import BinaryVocabulary, proximity_mask
 from mono_metric.backend.posegraph import optimise_pose_graph, optimise_pose_graph_sim3
-from mono_metric.backend.verify import features_depth, information, orb_features, register
+from mono_metric.backend import Backend
+from mono_metric.backend.verify import features_depth, information, match_orb, orb_features, register
 from mono_metric.cli import main
 from mono_metric.datasets.synthetic import SyntheticSequence
 from mono_metric.depth.sources import make_depth_source
@@ -297,7 +298,6 @@ def test_two_way_registration_cancels_opposite_depth_scale_errors():
 
 
 def test_loop_edge_information_falls_with_the_square_of_its_baseline():
-    from mono_metric.backend import Backend
     from mono_metric.camera import Camera
 
     m = Map()
@@ -306,3 +306,29 @@ def test_loop_edge_information_falls_with_the_square_of_its_baseline():
     backend = Backend(load_config(None).backend, Camera(300, 300, 160, 120, 320, 240), m)
     assert backend._baseline_weight(19, make_se3(np.eye(3), [0.3, 0, 0])) == 1.0  # shorter than a link
     assert np.isclose(backend._baseline_weight(19, make_se3(np.eye(3), [0, 2.0, 0])), (0.5 / 2.0) ** 2)
+
+
+def test_ratio_test_matches_are_opencvs_knn_matches(rng):
+    import cv2
+    a = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    b = np.concatenate([_noisy(rng, a[:150], 12), rng.integers(0, 256, (200, 32), dtype=np.uint8)])
+    reference = [(p[0].queryIdx, p[0].trainIdx) for p in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a, b, k=2)
+                 if p[0].distance < 0.8 * p[1].distance]
+    pairs = match_orb(a, b)
+    assert pairs.tolist() == [list(p) for p in reference] and len(pairs) >= 140
+    assert match_orb(a[:1], b).shape == (0, 2)
+
+
+def test_loop_candidates_far_below_the_best_score_are_not_verified():
+    backend = Backend(load_config(None, {"backend": {"descriptor": "thumbnail"}}).backend, None, Map())
+    query = np.eye(4, dtype=np.float32)[0]
+
+    def keyframe(score: float) -> KeyframeFeatures:
+        glob = np.array([score, np.sqrt(1.0 - score ** 2), 0, 0], np.float32)
+        return KeyframeFeatures(np.zeros((0, 2)), np.zeros((0, 32), np.uint8), np.zeros(0), glob, np.zeros((2, 2)))
+
+    database = [keyframe(s) for s in (0.5, 0.9, 0.8, 0.6)]
+    q = keyframe(1.0)
+    q.global_desc = query
+    assert backend._rank(q, database, 3) == [1, 2, 3]
+    assert backend._rank(q, database, 3, min_score_ratio=0.75) == [1, 2]  # 0.6 < 0.75 * 0.9

@@ -13,6 +13,7 @@ frame is placed by the same matching against all keyframes (:meth:`Backend.reloc
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -53,6 +54,22 @@ class Backend:
                       "closures": 0, "pruned": 0,
                       "relocalised": 0, "relocalise_failed": 0, "cpu_s": 0.0}
         self.rejections: dict[str, int] = {}
+
+    @contextmanager
+    def _costed(self):
+        """Count the CPU (process) time of the block in ``stats['cpu_s']``; OpenCV runs single-threaded in it.
+
+        The back-end's OpenCV calls are small (ORB on one image, 1000 x 1000 Hamming matches, PnP on ~100
+        points): OpenCV's thread pool costs more CPU than it saves on them (measured on block seed 4: 0.68 ->
+        0.58 s of back-end CPU with one thread). The caller's thread count is restored afterwards.
+        """
+        t0, threads = time.process_time(), cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            yield
+        finally:
+            cv2.setNumThreads(threads)
+            self.stats["cpu_s"] += time.process_time() - t0
 
     # ----------------------------------------------------------------- features
     def features(self, gray: np.ndarray, depth32: np.ndarray | None, lost: bool = False) -> KeyframeFeatures:
@@ -108,11 +125,8 @@ class Backend:
     # ----------------------------------------------------------------- loop closure
     def on_keyframe(self, k: int, gray: np.ndarray, depth32: np.ndarray, lost: bool = False) -> LoopClosure | None:
         """Register keyframe ``k`` (the newest in the map) and close a loop through it if one verifies."""
-        t0 = time.process_time()
-        try:
+        with self._costed():
             return self._on_keyframe(k, gray, depth32, lost)
-        finally:
-            self.stats["cpu_s"] += time.process_time() - t0
 
     def _on_keyframe(self, k: int, gray, depth32, lost: bool) -> LoopClosure | None:
         cfg, m = self.config, self.map
@@ -219,11 +233,9 @@ class Backend:
 
     def finish(self) -> bool:
         """A last optimisation with every loop edge verified since the last one (True: the map moved)."""
-        t0 = time.process_time()
-        chain = self.config.pose_graph == "pypose_sim3" and any(r is not None for r in self.map.odometry_scale)
-        moved = (bool(self.map.loops) or chain) and self._optimise()
-        self.stats["cpu_s"] += time.process_time() - t0
-        return moved
+        with self._costed():
+            chain = self.config.pose_graph == "pypose_sim3" and any(r is not None for r in self.map.odometry_scale)
+            return (bool(self.map.loops) or chain) and self._optimise()
 
     def _candidates(self, k: int) -> list[int]:
         """Up to ``candidates`` older keyframes with features, passing the pose prior, best descriptor first."""
@@ -237,11 +249,14 @@ class Backend:
         older = [j for j in older if near[j]]
         if not older:
             return []
-        return [older[i] for i in self._rank(m.features[k], [m.features[j] for j in older], cfg.candidates)]
+        return [older[i] for i in self._rank(m.features[k], [m.features[j] for j in older], cfg.candidates,
+                                             cfg.min_score_ratio)]
 
-    def _rank(self, query: KeyframeFeatures, database: list[KeyframeFeatures], n: int) -> list[int]:
+    def _rank(self, query: KeyframeFeatures, database: list[KeyframeFeatures], n: int,
+              min_score_ratio: float = 0.0) -> list[int]:
         """Indices into ``database`` of its ``n`` best matches to ``query`` by global descriptor (the bag of words
-        needs their ORB features: computed here when missing)."""
+        needs their ORB features: computed here when missing), those scoring below ``min_score_ratio`` times the
+        best left out."""
         if self.config.descriptor == "bow":
             query = self._describe(query)
             database = [self._describe(f) for f in database]
@@ -249,7 +264,8 @@ class Backend:
         if not ok:
             return []
         scores = self._scores(query.global_desc, np.stack([database[i].global_desc for i in ok]))
-        return [ok[i] for i in np.argsort(-scores, kind="stable")[:n]]
+        best = np.argsort(-scores, kind="stable")[:n]
+        return [ok[i] for i in best if scores[i] >= min_score_ratio * scores[best[0]]]
 
     def _scores(self, query: np.ndarray, database: np.ndarray) -> np.ndarray:
         if self.config.descriptor == "thumbnail":
@@ -259,8 +275,7 @@ class Backend:
     # ----------------------------------------------------------------- relocalisation
     def relocalise(self, gray: np.ndarray) -> tuple[np.ndarray, int] | None:
         """(T_world_cam, inliers) of a lost image matched against the map's keyframes, or None."""
-        t0 = time.process_time()
-        try:
+        with self._costed():
             cfg, m = self.config, self.map
             ids = [j for j, f in enumerate(m.features) if f is not None]
             if not ids:
@@ -277,8 +292,6 @@ class Backend:
                     best = (m.keyframes[ids[i]].T_world_cam @ inv_se3(reg.T_query_cand), reg.inliers)
             self.stats["relocalised" if best else "relocalise_failed"] += 1
             return best
-        finally:
-            self.stats["cpu_s"] += time.process_time() - t0
 
 
 def _same_correction(A: np.ndarray, B: np.ndarray, voxel_m: float) -> bool:

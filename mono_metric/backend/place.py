@@ -54,10 +54,11 @@ class BinaryVocabulary:
 
     def assign(self, desc: np.ndarray) -> np.ndarray:
         """(N,) nearest word (Hamming) of (N, 32) descriptors."""
-        matches = cv2.BFMatcher(cv2.NORM_HAMMING).match(np.asarray(desc, np.uint8), self.words)
-        label = np.zeros(len(desc), int)
-        label[[m.queryIdx for m in matches]] = [m.trainIdx for m in matches]
-        return label
+        if len(desc) == 0:
+            return np.zeros(0, int)
+        _, nearest = cv2.batchDistance(np.asarray(desc, np.uint8), self.words, cv2.CV_32S, normType=cv2.NORM_HAMMING,
+                                       K=1, update=0, crosscheck=False)  # BFMatcher.match's search, as an array
+        return nearest[:, 0].astype(int)
 
     def histogram(self, desc: np.ndarray) -> np.ndarray:
         """(K,) float32 L1-normalised word histogram of (N, 32) descriptors."""

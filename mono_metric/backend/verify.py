@@ -57,12 +57,17 @@ def orb_features(gray: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def match_orb(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float = 0.8) -> np.ndarray:
-    """(M, 2) index pairs (into a, into b) passing the ratio test."""
+    """(M, 2) index pairs (into a, into b) passing the ratio test.
+
+    OpenCV's ``batchDistance`` (what ``BFMatcher.knnMatch`` runs, the same pairs) returns the two nearest
+    neighbours as arrays, without a ``DMatch`` object per neighbour.
+    """
     if len(desc_a) < 2 or len(desc_b) < 2:
         return np.zeros((0, 2), int)
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(desc_a, desc_b, k=2)
-    good = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    return np.array(good, int).reshape(-1, 2)
+    dist, nn = cv2.batchDistance(desc_a, desc_b, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2, update=0,
+                                 crosscheck=False)
+    good = np.flatnonzero((nn[:, 1] >= 0) & (dist[:, 0] < ratio * dist[:, 1]))
+    return np.stack([good, nn[good, 0]], 1).astype(int)
 
 
 def ransac_iterations(inlier_ratio: float, confidence: float = 0.999, sample: int = 5, most: int = 300) -> int:

@@ -59,8 +59,12 @@ class BackendConfig:
         orb_features: ORB keypoints per keyframe for verification.
         exclude_recent: keyframes this recent are never loop candidates.
         candidates: best-scoring keyframes verified per new keyframe.
+        min_score_ratio: a loop candidate is verified only when its descriptor score is at least this fraction
+            of the best candidate's (ORB-SLAM keeps 0.75 of the best; 0: every one of the best ``candidates``).
         proximity_ratio: metric-pose prior: a candidate must lie within ``proximity_min_m`` plus this
-            fraction of the path driven between the two keyframes (the drift bound) of the new one.
+            fraction of the path driven between the two keyframes (the drift bound) of the new one. A loop may
+            correct at most ``max_correction_ratio`` of that path, so a candidate farther away than that plus
+            the revisit's baseline would be stopped as implausible after verification anyway.
         proximity_min_m: see ``proximity_ratio``.
         max_correction_ratio: a loop may move the new keyframe by at most this fraction of the path between
             the two keyframes (plus two ICP voxels): the odometry's drift bound (~1 % measured, 3 % allowed).
@@ -95,7 +99,8 @@ class BackendConfig:
     orb_features: int = 1000
     exclude_recent: int = 15
     candidates: int = 3
-    proximity_ratio: float = 0.1
+    min_score_ratio: float = 0.75
+    proximity_ratio: float = 0.05
     proximity_min_m: float = 3.0
     max_correction_ratio: float = 0.03
     min_inliers: int = 40
@@ -124,6 +129,7 @@ class BackendConfig:
         check_range("backend.orb_features", self.orb_features, 50, 100000)
         check_range("backend.exclude_recent", self.exclude_recent, 1, 100000)
         check_range("backend.candidates", self.candidates, 1, 100)
+        check_range("backend.min_score_ratio", self.min_score_ratio, 0.0, 1.0)
         check_range("backend.proximity_ratio", self.proximity_ratio, 0.0, 10.0)
         check_range("backend.proximity_min_m", self.proximity_min_m, 0.0, 1e6)
         check_range("backend.max_correction_ratio", self.max_correction_ratio, 0.0, 10.0)
