@@ -28,6 +28,17 @@ def test_interpolate_se3_is_a_power():
     assert np.allclose(interpolate_se3(T, 0.0), np.eye(4))
 
 
+@pytest.mark.parametrize("angle", [2.5, 0.3, 1e-7])
+def test_interpolate_se3_equals_pyposes_log_exp(angle):
+    import pypose as pp
+    import torch
+
+    T = make_se3(_rot(angle * np.array([0.6, -0.48, 0.64])), np.array([1.5, -0.4, 2.0]))
+    for f in (0.5, -1.3, 2.0):
+        ref = (pp.mat2SE3(torch.as_tensor(T), check=False).Log() * f).Exp().matrix().numpy()
+        assert np.allclose(interpolate_se3(T, f), ref, atol=1e-8)
+
+
 def test_warp_depth_moves_a_plane_and_keeps_the_nearest_surface():
     cam = Camera(100.0, 100.0, 39.5, 29.5, 80, 60)
     depth = np.full((60, 80), 2.0, np.float32)
