@@ -177,6 +177,23 @@ def test_analytic_jacobian_matches_autograd(n_fixed):
     torch.testing.assert_close(J, J_auto, rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.parametrize("damping", [1e-6, 1.0])
+def test_schur_step_equals_the_dense_solve(damping):
+    from mono_metric.mapping.local_ba import _NormalEquations, _huber_weights
+
+    rng = np.random.default_rng(7)
+    cam, _, p = _multiview(rng)  # continued landmarks, observed depth and extra priors: every residual kind
+    win = _Window(p, cam.K, pixel_sigma=0.7, depth_sigma_log=0.15, n_fixed=1)
+    log_depth = win.log_depth_host + torch.as_tensor(rng.normal(0, 0.05, len(p.host)))
+    r, J = win.residuals(torch.as_tensor(p.T_world_kf), log_depth, jacobian=True)
+    w = _huber_weights(r, 2 * len(p.obs_kf), 2.0)
+    assert (w < 1).any()  # the robust weights take part
+    A, g = J.T @ (w[:, None] * J), J.T @ (w * r)
+    dense = torch.linalg.solve(A + torch.diag(A.diagonal().clamp(1e-6, 1e32) * damping), -g)
+    step = _NormalEquations(J, w, r, win.row_landmark, 6 * win.n_free).solve(damping)
+    torch.testing.assert_close(step, dense, rtol=1e-7, atol=1e-9)
+
+
 def test_huber_kernel_resists_outlier_observations():
     # A fifth of the observations moved by 20-40 px: least squares drags the poses, Huber keeps them.
     rng = np.random.default_rng(7)

@@ -91,6 +91,9 @@ class _Window:
         self.prior_lm = t(problem.prior_lm, dtype=torch.long)
         self.prior_log = t(problem.prior_log_depth)
         self.w_px, self.w_d, self.n_fixed = 1.0 / pixel_sigma, 1.0 / depth_sigma_log, n_fixed
+        # The landmark each residual row depends on (the order of :meth:`residuals`).
+        self.row_landmark = torch.cat([self.obs_lm.repeat_interleave(2), torch.arange(N), self.obs_lm[self.valid],
+                                       self.prior_lm])
         self.n_free, self.N = len(problem.T_world_kf) - n_fixed, N
 
     def residuals(self, T: torch.Tensor, log_depth: torch.Tensor, jacobian: bool = False):
@@ -155,6 +158,40 @@ def _huber_weights(r: torch.Tensor, n_uv: int, delta: float | None) -> torch.Ten
     return torch.where(norm <= delta, 1.0, delta / norm.clamp_min(1e-12))
 
 
+class _NormalEquations:
+    """The Gauss-Newton system ``A = J^T W J``, ``g = J^T W r`` of a window, kept in blocks.
+
+    Every residual depends on one landmark (``row_landmark``), so A's landmark block is diagonal and
+    :meth:`solve` eliminates it (Schur complement): a 6F x 6F Cholesky instead of one over 6F + N unknowns.
+    Same step as the dense solve (test); the dense ``J^T W J`` cost O(R (6F + N)^2), 235 ms per call on a
+    room window with followed landmarks.
+    """
+
+    def __init__(self, J: torch.Tensor, w: torch.Tensor, r: torch.Tensor, row_landmark: torch.Tensor, n_pose: int):
+        N = J.shape[1] - n_pose
+        Jp = J[:, :n_pose]
+        jl = J[torch.arange(len(r)), n_pose + row_landmark]  # the one landmark derivative of each row
+        wjl = w * jl
+        self.A_pp, self.g_p = Jp.T @ (w[:, None] * Jp), Jp.T @ (w * r)
+        self.A_lp = torch.zeros(N, n_pose, dtype=J.dtype).index_add_(0, row_landmark, wjl[:, None] * Jp)
+        self.a_ll = torch.zeros(N, dtype=J.dtype).index_add_(0, row_landmark, wjl * jl)
+        self.g_l = torch.zeros(N, dtype=J.dtype).index_add_(0, row_landmark, wjl * r)
+        self.diag_p, self.diag_l = self.A_pp.diagonal().clamp(1e-6, 1e32), self.a_ll.clamp(1e-6, 1e32)
+
+    def solve(self, damping: float) -> torch.Tensor | None:
+        """The step of ``(A + damping * diag(A)) step = -g`` (diagonal clamped to [1e-6, 1e32]); None when the
+        damped system is not positive definite."""
+        a_ll = self.a_ll + self.diag_l * damping
+        E = self.A_lp / a_ll[:, None]  # All^-1 Alp
+        S = self.A_pp + torch.diag(self.diag_p * damping) - self.A_lp.T @ E
+        L, info = torch.linalg.cholesky_ex(S)
+        if info != 0:
+            return None
+        step_p = -torch.cholesky_solve((self.g_p - E.T @ self.g_l)[:, None], L)[:, 0]
+        step_l = -(self.g_l + self.A_lp @ step_p) / a_ll
+        return torch.cat([step_p, step_l])
+
+
 def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: float = 1.0,
                             depth_sigma_log: float = 0.1, huber: float | None = None, steps: int = 5,
                             n_fixed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -193,13 +230,10 @@ def local_bundle_adjustment(problem: BAProblem, K: np.ndarray, pixel_sigma: floa
         r, J = win.residuals(T, log_depth, jacobian=True)
         w = _huber_weights(r, n_uv, huber)
         current = cost(r)
-        A = J.T @ (w[:, None] * J)
-        g = J.T @ (w * r)
-        diag = A.diagonal().clamp(1e-6, 1e32)
+        normal = _NormalEquations(J, w, r, win.row_landmark, 6 * win.n_free)
         for _ in range(10):
-            L, info = torch.linalg.cholesky_ex(A + torch.diag(diag * damping))
-            if info == 0:
-                step = -torch.cholesky_solve(g[:, None], L)[:, 0]
+            step = normal.solve(damping)
+            if step is not None:
                 T_new, log_new = win.update(T, log_depth, step)
                 if cost(win.residuals(T_new, log_new)) < current:
                     T, log_depth, damping = T_new, log_new, max(damping / 3.0, 1e-9)
