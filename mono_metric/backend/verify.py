@@ -131,7 +131,8 @@ def two_way(camera: Camera, query, cand, T_query_cand: np.ndarray, reproj_px: fl
     depth).
 
     Each direction carries one image's depth error; a network errs independently on the two images, so the
-    midpoint averages them (on the room loops the PnP error grows with the baseline: 5-21 cm at 0.5-1 m).
+    midpoint averages them (room loops, 0.5-1 m baselines: 0.8-21 cm one way, median 12.8 cm; half-way 1.0-21 cm,
+    median 7.3 cm).
 
     Args:
         camera: intrinsics of both images.
